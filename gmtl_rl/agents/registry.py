@@ -1,0 +1,60 @@
+"""Name -> agent: its config model, how to build it, and which training loop drives it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gmtl_rl.errors import ConfigError, unknown_name
+
+
+class AgentConfig(BaseModel):
+    """Base of every agent's config model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    name: str
+    description: str
+    family: str  # the training loop: "off_policy" (more families arrive with their agents)
+    config: type[AgentConfig]
+    build: Callable[..., Any]  # build(config, env_spec, num_tasks, seed, device) -> agent
+
+
+_AGENTS: dict[str, AgentSpec] = {}
+
+
+def register_agent(spec: AgentSpec) -> AgentSpec:
+    if spec.name in _AGENTS and _AGENTS[spec.name] is not spec:
+        raise ValueError(f"agent {spec.name!r} is already registered")
+    _AGENTS[spec.name] = spec
+    return spec
+
+
+def agents() -> dict[str, AgentSpec]:
+    return dict(sorted(_AGENTS.items()))
+
+
+def agent_spec(name: str, where: str = "agent.name") -> AgentSpec:
+    if name not in _AGENTS:
+        raise unknown_name("agent", name, _AGENTS, where)
+    return _AGENTS[name]
+
+
+def parse_agent_config(data: Mapping[str, Any], where: str = "agent") -> AgentConfig:
+    """Validate an `agent:` mapping against the named agent's model (errors name the key)."""
+    from gmtl_rl.envs.registry import format_validation_error
+
+    if "name" not in data:
+        raise ConfigError(f"{where}.name: missing; valid: {', '.join(_AGENTS)}")
+    spec = agent_spec(str(data["name"]), f"{where}.name")
+    try:
+        return spec.config.model_validate(dict(data))
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, where)) from None

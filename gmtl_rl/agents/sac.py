@@ -1,0 +1,239 @@
+"""Soft Actor-Critic (Haarnoja et al. 2018, "SAC: Algorithms and Applications").
+
+Twin critics with target networks, a tanh-Gaussian actor, and an automatically tuned entropy
+temperature. The pieces are separate so MT-SAC (per-task temperature, task-balanced batches),
+SAC+HER (a replay strategy) and PEARL (SAC on [obs, z]) reuse them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from gmtl_rl.agents.registry import AgentConfig, AgentSpec, register_agent
+from gmtl_rl.core.networks import TanhGaussianActor, TwinQ, flat_dim, flatten_obs
+from gmtl_rl.core.policy import StatelessPolicy
+from gmtl_rl.core.records import EnvSpec, Obs
+from gmtl_rl.core.replay import ReplayBatch
+
+
+class SACConfig(AgentConfig):
+    """SAC hyperparameters; defaults follow the paper's Table 1 and stable-baselines3."""
+
+    name: Literal["sac"] = "sac"
+    hidden: list[int] = Field(
+        [256, 256], min_length=1, description="MLP sizes of actor and critics"
+    )
+    lr: float = Field(
+        3e-4, gt=0, description="Adam learning rate of actor, critics and temperature"
+    )
+    gamma: float = Field(0.99, gt=0, le=1, description="discount")
+    tau: float = Field(0.005, gt=0, le=1, description="Polyak factor of the target critics")
+    batch_size: int = Field(256, ge=1, description="transitions per gradient step")
+    buffer_size: int = Field(1_000_000, ge=1, description="replay capacity (transitions)")
+    learning_starts: int = Field(
+        1000, ge=0, description="env steps of uniform random actions first"
+    )
+    updates_per_step: float = Field(1.0, gt=0, description="gradient steps per env step")
+    init_alpha: float = Field(1.0, gt=0, description="initial entropy temperature")
+    learn_alpha: bool = Field(True, description="tune the temperature to the target entropy")
+    target_entropy: float | Literal["auto"] = Field("auto", description="'auto' = -dim(A)")
+    per_task_alpha: bool = Field(False, description="one temperature per task (MT-SAC)")
+    reward_scale: float = Field(1.0, gt=0, description="rewards are multiplied by this")
+    task_embedding_dim: int = Field(
+        0, ge=0, description="learned task-id embedding fed to actor and critics (0 = off)"
+    )
+    replay_sampler: Literal["uniform", "task_balanced"] = Field(
+        "uniform", description="how replay batches are drawn"
+    )
+
+
+@dataclass(frozen=True)
+class SACUpdate:
+    """Diagnostics of one gradient step."""
+
+    critic_loss: float
+    actor_loss: float
+    alpha_loss: float
+    alpha: float
+    q_mean: float
+    entropy: float  # -E[log pi(a|s)]
+
+
+class EntropyTemperature(nn.Module):
+    """log α, one per task or shared; tuned so E[-log π] tracks the target (SAC eq. 18)."""
+
+    def __init__(self, init_alpha: float, num: int) -> None:
+        super().__init__()
+        self.log_alpha = nn.Parameter(torch.full((num,), float(np.log(init_alpha))))
+
+    def forward(self, task_B: torch.Tensor) -> torch.Tensor:
+        index = task_B if self.log_alpha.numel() > 1 else torch.zeros_like(task_B)
+        return self.log_alpha[index].exp()
+
+    def loss(self, task_B: torch.Tensor, log_prob_B: torch.Tensor, target: float) -> torch.Tensor:
+        index = task_B if self.log_alpha.numel() > 1 else torch.zeros_like(task_B)
+        return -(self.log_alpha[index] * (log_prob_B.detach() + target)).mean()
+
+
+class SAC(StatelessPolicy):
+    """The SAC agent: acts through the Policy protocol and updates from replay batches."""
+
+    def __init__(self, config: SACConfig, env: EnvSpec, device: str = "cpu") -> None:
+        if not isinstance(env.action_space, gym.spaces.Box):
+            raise TypeError(f"SAC needs a continuous (Box) action space, got {env.action_space}")
+        self.config = config
+        self.device = torch.device(device)
+        self.num_tasks = env.num_tasks
+        obs_dim = flat_dim(env.observation_space)
+        act_dim = int(np.prod(env.action_space.shape))
+        low = np.asarray(env.action_space.low, np.float32)
+        high = np.asarray(env.action_space.high, np.float32)
+        self.action_center = (high + low) / 2
+        self.action_half_range = (high - low) / 2
+        c = config
+        task_dim = c.task_embedding_dim
+        self.actor = TanhGaussianActor(obs_dim, act_dim, c.hidden, env.num_tasks, task_dim)
+        self.critic = TwinQ(obs_dim, act_dim, c.hidden, env.num_tasks, task_dim)
+        self.critic_target = TwinQ(obs_dim, act_dim, c.hidden, env.num_tasks, task_dim)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.requires_grad_(False)
+        self.temperature = EntropyTemperature(
+            c.init_alpha, env.num_tasks if c.per_task_alpha else 1
+        )
+        for module in (self.actor, self.critic, self.critic_target, self.temperature):
+            module.to(self.device)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.lr)
+        self.alpha_opt = torch.optim.Adam(self.temperature.parameters(), lr=c.lr)
+        self.target_entropy = -float(act_dim) if c.target_entropy == "auto" else c.target_entropy
+        self._critic_params: list[torch.Tensor] = list(self.critic.parameters())
+        self._target_params: list[torch.Tensor] = list(self.critic_target.parameters())
+        self.updates = 0
+
+    # -- acting (Policy protocol) ---------------------------------------------------------------
+    def _obs_tensor(self, obs: Obs) -> torch.Tensor:
+        return torch.as_tensor(flatten_obs(obs), device=self.device)
+
+    def _task_tensor(self, task_ids: np.ndarray) -> torch.Tensor:
+        if self.config.task_embedding_dim > 0 and np.any(task_ids >= self.num_tasks):
+            raise ValueError(
+                f"task id {int(task_ids.max())} has no embedding: this agent was trained on "
+                f"{self.num_tasks} tasks (evaluate it on the train split or drop the embedding)"
+            )
+        return torch.as_tensor(np.asarray(task_ids, np.int64), device=self.device)
+
+    def act(self, obs: Obs, task_ids: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        with torch.inference_mode():
+            action, _ = self.actor.sample(
+                self._obs_tensor(obs), self._task_tensor(task_ids), deterministic
+            )
+        return self.action_center + self.action_half_range * action.cpu().numpy()
+
+    # -- learning -------------------------------------------------------------------------------
+    def _to_unit_action(self, action: np.ndarray) -> np.ndarray:
+        return (action - self.action_center) / self.action_half_range
+
+    def update(self, batch: ReplayBatch) -> SACUpdate:
+        """One gradient step on critics, actor and temperature, then the Polyak target step."""
+        c = self.config
+        dev = self.device
+        obs = self._obs_tensor(batch.obs)
+        next_obs = self._obs_tensor(batch.next_obs)
+        action = torch.as_tensor(self._to_unit_action(batch.action), device=dev)
+        reward = torch.as_tensor(batch.reward, device=dev) * c.reward_scale
+        not_done = 1.0 - torch.as_tensor(batch.terminated, device=dev)
+        task = self._task_tensor(batch.task_id)
+
+        # Critic: soft Bellman target (SAC eq. 3, 5); truncation bootstraps, termination not.
+        with torch.no_grad():
+            alpha = self.temperature(task)
+            next_action, next_log_prob = self.actor.sample(next_obs, task)
+            next_q = self.critic_target(next_obs, next_action, task).min(dim=0).values
+            target = reward + c.gamma * not_done * (next_q - alpha * next_log_prob)
+        q = self.critic(obs, action, task)  # [2, B]
+        critic_loss = 0.5 * (q - target).pow(2).mean(dim=1).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        # Actor (SAC eq. 7): critics are frozen for this pass, so no critic gradients are built.
+        self.critic.requires_grad_(False)
+        new_action, log_prob = self.actor.sample(obs, task)
+        q_pi = self.critic(obs, new_action, task).min(dim=0).values
+        actor_loss = (alpha * log_prob - q_pi).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        self.critic.requires_grad_(True)
+
+        alpha_loss = self.temperature.loss(task, log_prob, self.target_entropy)
+        if c.learn_alpha:
+            self.alpha_opt.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_opt.step()
+
+        with torch.no_grad():
+            torch._foreach_lerp_(self._target_params, self._critic_params, c.tau)
+        self.updates += 1
+        return SACUpdate(
+            critic_loss=float(critic_loss.detach()),
+            actor_loss=float(actor_loss.detach()),
+            alpha_loss=float(alpha_loss.detach()),
+            alpha=float(alpha.mean()),
+            q_mean=float(q.detach().mean()),
+            entropy=float(-log_prob.detach().mean()),
+        )
+
+    @staticmethod
+    def metric_names() -> list[str]:
+        return list(SACUpdate.__dataclass_fields__)
+
+    @staticmethod
+    def metrics(update: SACUpdate) -> dict[str, float]:
+        return asdict(update)
+
+    # -- state --------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, targets, temperature, optimisers and counters (tensors + plain values)."""
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "temperature": self.temperature.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        self.temperature.load_state_dict(state["temperature"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.alpha_opt.load_state_dict(state["alpha_opt"])
+        self.updates = int(state["updates"])
+
+
+def build_sac(config: SACConfig, env: EnvSpec, device: str = "cpu") -> SAC:
+    return SAC(config, env, device)
+
+
+register_agent(
+    AgentSpec(
+        name="sac",
+        description="Soft Actor-Critic; optional task-id embedding and per-task temperature",
+        family="off_policy",
+        config=SACConfig,
+        build=build_sac,
+    )
+)

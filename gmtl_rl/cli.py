@@ -1,0 +1,265 @@
+"""`gmtl train | resume | eval | plot | envs | agents | check-env`.
+
+User mistakes print one line and exit with status 2; an interrupted run exits 128 + signal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import warnings
+from collections import defaultdict
+from collections.abc import Sequence
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gmtl_rl.errors import UsageError
+
+EPILOG = "Docs: README.md. Every config key can be overridden as key.sub=value after CONFIG."
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gmtl", description=__doc__, epilog=EPILOG)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train from a YAML config")
+    t.add_argument("config", help="path to a YAML config, e.g. configs/quickstart.yaml")
+    t.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. total_steps=20000")
+    t.add_argument(
+        "--run-dir", help="write the run here instead of runs/<experiment>/<time>-s<seed>"
+    )
+
+    r = sub.add_parser("resume", help="continue a run from its latest checkpoint")
+    r.add_argument("run_dir")
+    r.add_argument("overrides", nargs="*", help="total_steps=..., eval.*, checkpoint.*, logging.*")
+
+    e = sub.add_parser("eval", help="adaptation curve of a run's latest checkpoint")
+    e.add_argument("run_dir")
+    e.add_argument("--split", choices=["test", "train"], help="task split (default: the run's)")
+    e.add_argument("--episodes", type=int, help="K, episodes per trial (default: the run's)")
+
+    pl = sub.add_parser("plot", help="overlay the adaptation curves of several runs")
+    pl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    pl.add_argument("--out", required=True, help="PNG file to write")
+    pl.add_argument("--statistic", choices=["mean", "iqm"], default="mean")
+    pl.add_argument(
+        "--group-by", choices=["experiment", "run"], default="experiment",
+        help="pool seeds of one experiment into one curve (default) or draw each run",
+    )  # fmt: skip
+
+    sub.add_parser("envs", help="list task families")
+    sub.add_parser("agents", help="list agents")
+
+    c = sub.add_parser("check-env", help="run Gymnasium's and SB3's env checkers on a family")
+    c.add_argument("name")
+    c.add_argument("options", nargs="*", help="family options as key=value, e.g. observe_goal=true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    # Overrides may also come after options (`gmtl train C --run-dir D a=1`): collect them.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        target = {"train": "overrides", "resume": "overrides", "check-env": "options"}
+        if args.command not in target or any(e.startswith("-") or "=" not in e for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        getattr(args, target[args.command]).extend(extra)
+    try:
+        return int(COMMANDS[args.command](args) or 0)
+    except UsageError as err:
+        print(f"gmtl {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gmtl: interrupted", file=sys.stderr)
+        return 130
+
+
+def _train(args: argparse.Namespace) -> int:
+    from gmtl_rl import runner
+    from gmtl_rl.config import load_config
+
+    config = load_config(args.config, args.overrides)
+    try:
+        path = runner.train(config, args.run_dir)
+    except runner.Interrupted as stop:
+        print(f"{stop}; checkpoint written. Continue with: gmtl resume <run dir>", file=sys.stderr)
+        return stop.exit_code
+    _report(path)
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from gmtl_rl import runner
+
+    try:
+        path, trained = runner.resume(args.run_dir, args.overrides)
+    except runner.Interrupted as stop:
+        print(
+            f"{stop}; checkpoint written. Continue with: gmtl resume {args.run_dir}",
+            file=sys.stderr,
+        )
+        return stop.exit_code
+    if not trained:
+        print(f"{path}: run already finished; nothing to do "
+              "(pass total_steps=N to train longer)")  # fmt: skip
+        return 0
+    _report(path)
+    return 0
+
+
+def _report(path: Path) -> None:
+    summary = json.loads((path / "eval" / "summary.json").read_text())
+    ret, suc = summary["return"], summary["success"]
+    print(f"run: {path}")
+    print(
+        f"eval on {summary['num_tasks']} {summary['split']} tasks: return k=1 {ret[0]['mean']:.3g}"
+        f" (95% CI {ret[0]['mean_ci'][0]:.3g}..{ret[0]['mean_ci'][1]:.3g}),"
+        f" k={ret[-1]['episode']} {ret[-1]['mean']:.3g}; success {suc[-1]['mean']:.2f}"
+    )
+    print(f"curve: {path / 'eval' / 'adaptation.png'}")
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from gmtl_rl import runner
+
+    if args.episodes is not None and args.episodes < 1:
+        raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
+    out = runner.evaluate(args.run_dir, args.split, args.episodes)
+    print(f"wrote {out / 'adaptation.csv'}, {out / 'summary.json'}, {out / 'adaptation.png'}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from gmtl_rl.evaluation.adaptation import AdaptationRow, read_csv, summarize
+    from gmtl_rl.evaluation.plots import plot_adaptation
+
+    groups: dict[str, list[AdaptationRow]] = defaultdict(list)
+    for run_dir in args.run_dirs:
+        path = Path(run_dir)
+        table = path / "eval" / "adaptation.csv"
+        if not table.is_file():
+            raise UsageError(f"{path}: no eval/adaptation.csv (run `gmtl eval {path}` first)")
+        label = path.name
+        if args.group_by == "experiment" and (path / "config.yaml").is_file():
+            label = str(yaml.safe_load((path / "config.yaml").read_text()).get("experiment", label))
+        try:
+            groups[label].extend(read_csv(table))
+        except (ValueError, KeyError) as err:
+            raise UsageError(f"{table}: unreadable ({err})") from None
+    summaries = {label: summarize(rows) for label, rows in groups.items()}
+    out = plot_adaptation(
+        {k: s.episode_return for k, s in summaries.items()},
+        {k: s.success for k, s in summaries.items()},
+        args.out,
+        title="adaptation on held-out tasks",
+        statistic=args.statistic,
+    )
+    print(f"wrote {out}")
+    return 0
+
+
+def _envs(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from gmtl_rl.envs import families
+
+    rows = [("name", "train/test", "horizon", "observation", "action", "description")]
+    for name, cls in families().items():
+        try:
+            dist = cls(cls.Options())
+        except ValidationError:
+            rows.append((name, "-", "-", "(from options)", "(from options)", cls.description))
+            continue
+        env = dist.make_env()
+        split = f"{len(dist.train_tasks())}/{len(dist.test_tasks())}"
+        rows.append(
+            (name, split, str(dist.horizon or "-"), _space(env.observation_space),
+             _space(env.action_space), cls.description)
+        )  # fmt: skip
+        env.close()
+    _print_table(rows)
+    return 0
+
+
+def _space(space: Any) -> str:
+    import gymnasium as gym
+
+    if isinstance(space, gym.spaces.Dict):
+        return "Dict(" + ", ".join(f"{k}:{_space(v)}" for k, v in space.spaces.items()) + ")"
+    if isinstance(space, gym.spaces.Box):
+        return f"Box{tuple(space.shape)}"
+    if isinstance(space, gym.spaces.Discrete):
+        return f"Discrete({space.n})"
+    return type(space).__name__
+
+
+def _agents(args: argparse.Namespace) -> int:
+    from gmtl_rl.agents import agents
+
+    rows = [("name", "family", "description")]
+    rows += [(s.name, s.family, s.description) for s in agents().values()]
+    _print_table(rows)
+    return 0
+
+
+def _print_table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join([c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)] + [r[-1]]))
+
+
+def _check_env(args: argparse.Namespace) -> int:
+    from gymnasium.utils.env_checker import check_env as gym_check
+    from stable_baselines3.common.env_checker import check_env as sb3_check
+
+    from gmtl_rl.config import apply_overrides
+    from gmtl_rl.envs import build
+
+    options = apply_overrides({}, args.options)
+    dist = build(args.name, options)
+    failed = False
+    for label, check in (
+        ("gymnasium check_env", gym_check),
+        ("stable-baselines3 check_env", sb3_check),
+    ):
+        env = dist.make_env(dist.train_tasks()[0])
+        buf = io.StringIO()
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            redirect_stdout(buf),
+            redirect_stderr(buf),
+        ):
+            warnings.simplefilter("always")
+            try:
+                check(env)
+                error = None
+            except Exception as err:  # the checkers raise plain AssertionErrors and friends
+                error = f"{type(err).__name__}: {err}"
+        env.close()
+        print(f"{'FAIL' if error else 'ok  '} {label}")
+        if error:
+            failed = True
+            print(f"     {error}")
+        for w in caught:
+            print(f"     warning: {str(w.message).strip().splitlines()[0]}")
+    return 1 if failed else 0
+
+
+COMMANDS = {
+    "train": _train,
+    "resume": _resume,
+    "eval": _eval,
+    "plot": _plot,
+    "envs": _envs,
+    "agents": _agents,
+    "check-env": _check_env,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

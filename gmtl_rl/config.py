@@ -1,0 +1,187 @@
+"""Typed run configs: YAML (safe_load only) + dotted overrides -> validated models.
+
+Every default lives in one model here or in the env family's / agent's own model; YAML files
+only override. Errors name the full key path and what would be valid.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gmtl_rl.agents.registry import AgentConfig, parse_agent_config
+from gmtl_rl.envs.registry import build, family, format_validation_error
+from gmtl_rl.envs.task import FamilyOptions, TaskDistribution
+from gmtl_rl.errors import ConfigError, UsageError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SamplerConfig(_Section):
+    n_envs: int = Field(1, ge=1, le=4096, description="envs stepped together, each on its own task")
+    autoreset_mode: Literal["disabled", "next_step", "same_step"] = Field(
+        "disabled", description="Gymnasium vector autoreset mode (disabled: the sampler resets)"
+    )
+
+
+class EvalConfig(_Section):
+    every_steps: int = Field(0, ge=0, description="evaluate every N env steps (0: only at the end)")
+    split: Literal["test", "train"] = Field("test", description="task split to evaluate on")
+    episodes: int = Field(1, ge=1, description="K: consecutive episodes per trial (adaptation)")
+    repeats: int = Field(1, ge=1, description="R: trials per task")
+    max_tasks: int | None = Field(None, ge=1, description="evaluate the first N tasks only")
+    n_envs: int = Field(4, ge=1, le=4096, description="envs stepped together during evaluation")
+    deterministic: bool = Field(True, description="act with the policy's mode, not a sample")
+    confidence: float = Field(0.95, gt=0, lt=1, description="bootstrap interval level")
+    bootstrap_resamples: int = Field(2000, ge=100, description="bootstrap resamples")
+
+
+class CheckpointConfig(_Section):
+    every_steps: int = Field(
+        0, ge=0, description="checkpoint every N env steps (0: only at the end)"
+    )
+    keep: int = Field(2, ge=1, description="how many checkpoints to keep")
+    replay: bool = Field(True, description="save the replay buffer (resume loses nothing)")
+
+
+class LoggingConfig(_Section):
+    every_steps: int = Field(1000, ge=1, description="write a metrics row every N env steps")
+    tensorboard: bool = Field(True, description="also write TensorBoard events")
+
+
+class EnvConfig(_Section):
+    """`env:` = `name` of a task family plus that family's own options."""
+
+    name: str
+    options: FamilyOptions
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.options.model_dump(mode="json")}
+
+    def build(self) -> TaskDistribution:
+        return build(self.name, self.options.model_dump(), where="env")
+
+
+class RunConfig(_Section):
+    """A whole experiment. `total_steps` counts env steps over all envs."""
+
+    experiment: str = Field("default", pattern=r"^[A-Za-z0-9_.\-]+$", description="run group name")
+    seed: int = Field(0, ge=0, description="seeds python, numpy, torch, envs and task sampling")
+    total_steps: int = Field(..., ge=1, description="env steps to train for")
+    device: str = Field("cpu", description="torch device: cpu, cuda, cuda:1, ...")
+    threads: int | None = Field(
+        None, ge=1, description="torch CPU threads (default: min(2, cores))"
+    )
+    runs_dir: str = Field("runs", description="run directories go under <runs_dir>/<experiment>/")
+    env: EnvConfig
+    agent: AgentConfig
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.model_dump(mode="json").items() if k not in ("env", "agent")}
+        data["env"] = self.env.to_yaml_dict()
+        data["agent"] = self.agent.model_dump(mode="json")
+        return data
+
+    def dump_yaml(self) -> str:
+        return yaml.safe_dump(self.to_yaml_dict(), sort_keys=False)
+
+
+_SECTIONS = {
+    "sampler": SamplerConfig,
+    "eval": EvalConfig,
+    "checkpoint": CheckpointConfig,
+    "logging": LoggingConfig,
+}
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Load a YAML mapping with safe_load (Python tags are refused, never executed)."""
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{p}{where}: invalid YAML ({problem})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a UTF-8 text file") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: a config must be a YAML mapping, got {type(data).__name__}")
+    return data
+
+
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply `key.sub=value` overrides; values are parsed as YAML scalars/flow (safely)."""
+    out = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not _KEY.match(key):
+            raise ConfigError(f"override {item!r}: expected key.sub=value, e.g. total_steps=20000")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML") from None
+        node = out
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                raise ConfigError(f"override {item!r}: {where} is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def parse_config(data: dict[str, Any]) -> RunConfig:
+    """Validate a raw mapping: top level first, then env options and agent by their names."""
+    raw = dict(data)
+    env_raw = raw.pop("env", None)
+    agent_raw = raw.pop("agent", None)
+    problems = []
+    for key, value in (("env", env_raw), ("agent", agent_raw)):
+        if value is None:
+            problems.append(f"{key}: missing (every config has an `{key}:` section with a name)")
+        elif not isinstance(value, dict):
+            problems.append(f"{key}: must be a mapping with a `name`, got {type(value).__name__}")
+    if problems:
+        raise ConfigError("; ".join(problems))
+    assert isinstance(env_raw, dict) and isinstance(agent_raw, dict)
+    env_opts = dict(env_raw)
+    env_name = env_opts.pop("name", None)
+    if not isinstance(env_name, str):
+        raise ConfigError("env.name: missing; `gmtl envs` lists the task families")
+    cls = family(env_name, "env.name")
+    try:
+        options = cls.Options.model_validate(env_opts)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, "env")) from None
+    agent = parse_agent_config(agent_raw, "agent")
+    try:
+        return RunConfig.model_validate(
+            {**raw, "env": EnvConfig(name=env_name, options=options), "agent": agent}
+        )
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, "")) from None
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
+    return parse_config(apply_overrides(read_yaml(path), overrides))

@@ -1,0 +1,1 @@
+"""The shared rollout/replay core every agent family runs on."""

@@ -1,0 +1,157 @@
+"""Network building blocks shared by the agents.
+
+Suffixes: B = batch, E = ensemble members, D = input features, A = action dims.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from gmtl_rl.core.records import Obs
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # the usual SAC clamp (Haarnoja et al. 2018 code)
+
+
+def flat_dim(space: gym.Space[Any]) -> int:
+    """Feature count of `flatten_obs` for one observation of `space`."""
+    sample = space.sample()
+    if isinstance(sample, dict):
+        return flatten_obs({k: np.asarray(v)[None] for k, v in sample.items()}).shape[1]
+    return flatten_obs(np.asarray(sample)[None]).shape[1]
+
+
+def _flat_keys(keys: Iterable[str]) -> list[str]:
+    """GoalEnvs feed [observation, desired_goal] (HER, Andrychowicz et al. 2017); other Dict
+    spaces feed every key, in sorted order."""
+    names = list(keys)
+    if {"observation", "desired_goal"} <= set(names):
+        return ["observation", "desired_goal"]
+    return sorted(names)
+
+
+def flatten_obs(obs: Obs) -> np.ndarray:
+    """[N, D] float32 features from an observation batch (arrays or GoalEnv dicts)."""
+    if isinstance(obs, dict):
+        parts = [np.asarray(obs[k]).reshape(len(obs[k]), -1) for k in _flat_keys(obs)]
+        return np.concatenate(parts, axis=1).astype(np.float32, copy=False)
+    arr = np.asarray(obs)
+    return arr.reshape(len(arr), -1).astype(np.float32, copy=False)
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(in_dim, h), nn.ReLU()]
+        in_dim = h
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class EnsembleLinear(nn.Module):
+    """E independent linear layers applied as one batched matmul: [E, B, D] -> [E, B, out]."""
+
+    def __init__(self, ensemble: int, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(ensemble, in_dim, out_dim))
+        self.bias = nn.Parameter(torch.empty(ensemble, 1, out_dim))
+        # Same init as nn.Linear, per member.
+        bound = 1.0 / math.sqrt(in_dim)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x_EBD: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x_EBD, self.weight)
+
+
+class EnsembleMLP(nn.Module):
+    """E MLPs with the same shape, evaluated together (twin critics in one pass)."""
+
+    def __init__(self, ensemble: int, in_dim: int, hidden: Sequence[int], out_dim: int) -> None:
+        super().__init__()
+        dims = [in_dim, *hidden, out_dim]
+        self.layers = nn.ModuleList(
+            EnsembleLinear(ensemble, a, b) for a, b in itertools.pairwise(dims)
+        )
+        self.ensemble = ensemble
+
+    def forward(self, x_BD: torch.Tensor) -> torch.Tensor:
+        h = x_BD.unsqueeze(0).expand(self.ensemble, -1, -1)
+        for i, layer in enumerate(self.layers):
+            h = layer(h)
+            if i < len(self.layers) - 1:
+                h = F.relu(h)
+        return h  # [E, B, out]
+
+
+class TaskEmbedding(nn.Module):
+    """Learned embedding of the explicit integer task id (mtrl style); dim 0 disables it."""
+
+    def __init__(self, num_tasks: int, dim: int) -> None:
+        super().__init__()
+        self.num_tasks, self.dim = num_tasks, dim
+        self.table = nn.Embedding(num_tasks, dim) if dim > 0 else None
+
+    def forward(self, x_BD: torch.Tensor, task_B: torch.Tensor) -> torch.Tensor:
+        if self.table is None:
+            return x_BD
+        return torch.cat([x_BD, self.table(task_B)], dim=-1)
+
+
+class TanhGaussianActor(nn.Module):
+    """Gaussian policy squashed by tanh (SAC, Haarnoja et al. 2018, appendix C)."""
+
+    def __init__(
+        self, obs_dim: int, act_dim: int, hidden: Sequence[int], num_tasks: int, task_dim: int
+    ) -> None:
+        super().__init__()
+        self.embed = TaskEmbedding(num_tasks, task_dim)
+        self.net = mlp(obs_dim + task_dim, hidden, 2 * act_dim)
+
+    def forward(
+        self, obs_BD: torch.Tensor, task_B: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self.net(self.embed(obs_BD, task_B)).chunk(2, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def sample(
+        self, obs_BD: torch.Tensor, task_B: torch.Tensor, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Squashed action in [-1, 1] and its log-probability [B]."""
+        mean, log_std = self(obs_BD, task_B)
+        if deterministic:
+            return torch.tanh(mean), torch.zeros(mean.shape[0], device=mean.device)
+        std = log_std.exp()
+        noise = torch.randn_like(mean)
+        u = mean + std * noise
+        # log N(u; mean, std), written out: cheaper than torch.distributions.Normal.
+        log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        # Change of variables for tanh (SAC eq. 21), in the stable form
+        # log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), exact without an epsilon.
+        log_prob = log_prob - (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
+        return torch.tanh(u), log_prob
+
+
+class TwinQ(nn.Module):
+    """Two Q-functions Q(s, a) evaluated in one ensemble pass; returns [2, B]."""
+
+    def __init__(
+        self, obs_dim: int, act_dim: int, hidden: Sequence[int], num_tasks: int, task_dim: int
+    ) -> None:
+        super().__init__()
+        self.embed = TaskEmbedding(num_tasks, task_dim)
+        self.net = EnsembleMLP(2, obs_dim + task_dim + act_dim, hidden, 1)
+
+    def forward(
+        self, obs_BD: torch.Tensor, act_BA: torch.Tensor, task_B: torch.Tensor
+    ) -> torch.Tensor:
+        x = torch.cat([self.embed(obs_BD, task_B), act_BA], dim=-1)
+        return self.net(x).squeeze(-1)

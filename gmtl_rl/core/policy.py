@@ -1,0 +1,54 @@
+"""The one protocol every agent acts through, batched over the sampler's envs.
+
+The sampler never interprets the agent's state: it calls `reset(mask)` when a trial starts
+in the masked envs (a trial is K consecutive episodes on one task; K = 1 in ordinary
+training), `act` to get actions, and `observe` with every step just taken. RL² keeps its
+hidden state across the episodes of a trial; PEARL adds transitions to its context in
+`observe`; option-critic decides terminations there. This mirrors Meta-World's
+`metaworld.evaluation` Agent / MetaLearningAgent protocols.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from gmtl_rl.core.records import Obs, StepBatch
+
+
+@runtime_checkable
+class Policy(Protocol):
+    def reset(self, env_mask: np.ndarray) -> None:
+        """A new trial starts in the envs where `env_mask` [N] is True."""
+
+    def act(self, obs: Obs, task_ids: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Actions [N, A] (or [N] for discrete spaces) for observations [N, ...]."""
+        ...
+
+    def observe(self, step: StepBatch) -> None:
+        """The step just taken by every env (rows with `valid == False` are not transitions)."""
+
+
+class StatelessPolicy:
+    """Base for policies without per-trial state: reset and observe do nothing."""
+
+    def reset(self, env_mask: np.ndarray) -> None:
+        del env_mask
+
+    def observe(self, step: StepBatch) -> None:
+        del step
+
+
+class RandomPolicy(StatelessPolicy):
+    """Uniform actions from the action space, drawn with its own seeded generator."""
+
+    def __init__(self, low: np.ndarray, high: np.ndarray, rng: np.random.Generator) -> None:
+        self.low = np.asarray(low, dtype=np.float32)
+        self.high = np.asarray(high, dtype=np.float32)
+        self.rng = rng
+
+    def act(self, obs: Obs, task_ids: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        n = len(task_ids)
+        u = self.rng.random((n, *self.low.shape), dtype=np.float32)
+        return self.low + u * (self.high - self.low)

@@ -1,0 +1,27 @@
+"""Task and goal distributions, their envs, and the family registry."""
+
+from gmtl_rl.envs import plugin as _plugin  # noqa: F401  (registers families)
+from gmtl_rl.envs import point_robot as _point_robot  # noqa: F401
+from gmtl_rl.envs.registry import build, families, family, make, register_family
+from gmtl_rl.envs.task import (
+    FamilyOptions,
+    Task,
+    TaskDistribution,
+    is_goal_env,
+    tasks_from_json,
+    tasks_to_json,
+)
+
+__all__ = [
+    "FamilyOptions",
+    "Task",
+    "TaskDistribution",
+    "build",
+    "families",
+    "family",
+    "is_goal_env",
+    "make",
+    "register_family",
+    "tasks_from_json",
+    "tasks_to_json",
+]

@@ -1,0 +1,226 @@
+"""The PEARL point robots (Rakelly et al. 2019, oyster `point_robot.py`): 2-D navigation to a
+goal that is the task. The fast workhorses for every test."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+from pydantic import Field
+
+from gmtl_rl.envs.registry import register_family
+from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution
+
+MAX_STEP = 0.1  # action bound per axis: s' = s + clip(a, -0.1, 0.1)
+
+
+class PointRobotEnv(gym.Env[Any, np.ndarray]):
+    """Point in the plane moved by bounded displacements; reward -‖s - g‖ after the move.
+
+    With `observe_goal` the observation follows the GoalEnv convention (a Dict with
+    `observation`, `achieved_goal`, `desired_goal`) so the goal is visible to goal-conditioned
+    agents; without it the goal is hidden, as meta-RL needs.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium convention)
+
+    def __init__(
+        self,
+        goal: np.ndarray,
+        horizon: int = 20,
+        start: Literal["uniform", "origin"] = "uniform",
+        reward: Literal["dense", "sparse"] = "dense",
+        goal_radius: float = 0.2,
+        success_radius: float = 0.1,
+        observe_goal: bool = False,
+    ) -> None:
+        self.goal = np.asarray(goal, dtype=np.float64).copy()
+        self.horizon = horizon
+        self.start = start
+        self.reward_mode = reward
+        self.goal_radius = goal_radius
+        self.success_radius = success_radius
+        self.observe_goal = observe_goal
+        self.action_space = gym.spaces.Box(-MAX_STEP, MAX_STEP, shape=(2,), dtype=np.float32)
+        point = gym.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
+        self.observation_space: gym.spaces.Space[Any] = (
+            gym.spaces.Dict({"observation": point, "achieved_goal": point, "desired_goal": point})
+            if observe_goal
+            else point
+        )
+        self._pos = np.zeros(2)
+        self._t = 0
+
+    def _obs(self) -> Any:
+        pos = self._pos.astype(np.float32)
+        if self.observe_goal:
+            return {
+                "observation": pos,
+                "achieved_goal": pos.copy(),
+                "desired_goal": self.goal.astype(np.float32),
+            }
+        return pos
+
+    def compute_reward(
+        self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any = None
+    ) -> np.ndarray:
+        """Vectorised over leading batch dimensions (GoalEnv convention, used by HER)."""
+        dist = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
+        if self.reward_mode == "dense":
+            return -dist
+        return self.sparsify(-dist)
+
+    def sparsify(self, dense: np.ndarray) -> np.ndarray:
+        # oyster SparsePointEnv: 0 outside the goal radius, dense + 1 inside.
+        inside = dense >= -self.goal_radius
+        return np.where(inside, dense + 1.0, 0.0)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        super().reset(seed=seed)
+        if self.start == "uniform":
+            self._pos = self.np_random.uniform(-1.0, 1.0, size=2)
+        else:
+            self._pos = np.zeros(2)
+        self._t = 0
+        return self._obs(), {}
+
+    def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        action = np.clip(np.asarray(action, dtype=np.float64), -MAX_STEP, MAX_STEP)
+        self._pos = self._pos + action
+        self._t += 1
+        dist = float(np.linalg.norm(self._pos - self.goal))
+        dense = -dist
+        sparse = float(self.sparsify(np.asarray(dense)))
+        reward = dense if self.reward_mode == "dense" else sparse
+        info = {
+            "success": float(dist <= self.success_radius),
+            "distance": dist,
+            "dense_reward": dense,
+            "sparse_reward": sparse,
+        }
+        return self._obs(), reward, False, self._t >= self.horizon, info
+
+    # StatefulEnv protocol: lets a checkpoint resume an episode in flight exactly.
+    def get_state(self) -> dict[str, Any]:
+        return {
+            "pos": self._pos.tolist(),
+            "t": self._t,
+            "goal": self.goal.tolist(),
+            "rng": self.np_random.bit_generator.state,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._pos = np.asarray(state["pos"], dtype=np.float64)
+        self._t = int(state["t"])
+        self.goal = np.asarray(state["goal"], dtype=np.float64)
+        self.np_random.bit_generator.state = state["rng"]
+
+
+class PointRobotOptions(FamilyOptions):
+    n_train: int = Field(80, ge=1, description="train goals")
+    n_test: int = Field(20, ge=1, description="held-out test goals")
+    horizon: int = Field(20, ge=1, description="episode length (truncation)")
+    split_seed: int = Field(0, description="seed of the goal split; independent of the run seed")
+    observe_goal: bool = Field(
+        False, description="Dict observation with the goal (goal-conditioned) vs hidden (meta-RL)"
+    )
+    success_radius: float = Field(
+        0.1, gt=0, description="success if within this distance (ours; PEARL reports return)"
+    )
+
+
+class _PointFamily(TaskDistribution):
+    options: Any
+
+    def __init__(self, options: FamilyOptions) -> None:
+        super().__init__(options)
+        goals = self._goals()
+        self._train = [Task.create(self.name, i, goal=g) for i, g in enumerate(goals["train"])]
+        self._test = [Task.create(self.name, i, goal=g) for i, g in enumerate(goals["test"])]
+
+    def _goals(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _env_kwargs(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def train_tasks(self) -> list[Task]:
+        return list(self._train)
+
+    def test_tasks(self) -> list[Task]:
+        return list(self._test)
+
+    @property
+    def horizon(self) -> int | None:
+        return int(self.options.horizon)
+
+    def make_env(self, task: Task | None = None) -> gym.Env:
+        task = task or self._train[0]
+        return PointRobotEnv(goal=task.array("goal"), **self._env_kwargs())
+
+    def set_task(self, env: gym.Env, task: Task) -> None:
+        inner = env.unwrapped
+        if not isinstance(inner, PointRobotEnv):
+            raise TypeError(f"{self.name} cannot set a task on {type(inner).__name__}")
+        inner.goal = task.array("goal")
+
+
+@register_family
+class PointRobot(_PointFamily):
+    name = "point-robot"
+    description = "PEARL point robot: goal ~ U[-1,1]^2, start ~ U[-1,1]^2, reward -‖s-g‖"
+    Options = PointRobotOptions
+
+    def _goals(self) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(self.options.split_seed)
+        n_train, n_test = self.options.n_train, self.options.n_test
+        goals = rng.uniform(-1.0, 1.0, size=(n_train + n_test, 2))
+        return {"train": goals[:n_train], "test": goals[n_train:]}
+
+    def _env_kwargs(self) -> dict[str, Any]:
+        o = self.options
+        return {
+            "horizon": o.horizon,
+            "start": "uniform",
+            "observe_goal": o.observe_goal,
+            "success_radius": o.success_radius,
+        }
+
+
+class SparsePointRobotOptions(PointRobotOptions):
+    goal_radius: float = Field(0.2, gt=0, description="sparse reward radius around the goal")
+    reward: Literal["dense", "sparse"] = Field(
+        "dense",
+        description="PEARL meta-trains on dense reward and evaluates on sparse; both are in info",
+    )
+    success_radius: float = Field(0.2, gt=0, description="success inside the goal radius")
+
+
+@register_family
+class SparsePointRobot(_PointFamily):
+    name = "sparse-point-robot"
+    description = "PEARL sparse point robot: goals on the unit upper half circle, start (0,0)"
+    Options = SparsePointRobotOptions
+
+    def _goals(self) -> dict[str, np.ndarray]:
+        # oyster: angles linspace(0, pi, n) on the unit circle. The split is a seeded
+        # permutation here (oyster takes the first 80 as train, the last 20 as test).
+        n_train, n_test = self.options.n_train, self.options.n_test
+        angles = np.linspace(0.0, np.pi, n_train + n_test)
+        goals = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+        order = np.random.default_rng(self.options.split_seed).permutation(len(goals))
+        return {"train": goals[order[:n_train]], "test": goals[order[n_train:]]}
+
+    def _env_kwargs(self) -> dict[str, Any]:
+        o = self.options
+        return {
+            "horizon": o.horizon,
+            "start": "origin",
+            "reward": o.reward,
+            "goal_radius": o.goal_radius,
+            "observe_goal": o.observe_goal,
+            "success_radius": o.success_radius,
+        }

@@ -1,0 +1,146 @@
+"""Tasks and task distributions: the one idea the library runs on (a task is data)."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+# A task parameter: a number, a string, or a (nested) tuple of numbers such as a goal position.
+ParamValue = Any
+
+
+def _freeze(value: Any) -> ParamValue:
+    """Turn lists and arrays into tuples so a Task stays hashable and JSON round-trips exactly."""
+    if isinstance(value, np.ndarray):
+        return _freeze(value.tolist())
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    raise TypeError(f"task parameter of type {type(value).__name__} is not JSON-serialisable")
+
+
+def _thaw(value: ParamValue) -> Any:
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task of a family: equal fields mean the same task.
+
+    `index` is the task's position in its split; `params` are the values that define it
+    (goal position, target velocity, physics scales, ...), stored as sorted (name, value) pairs.
+    """
+
+    family: str
+    index: int
+    params: tuple[tuple[str, ParamValue], ...] = ()
+
+    @classmethod
+    def create(cls, family: str, index: int, **params: Any) -> Task:
+        return cls(family, int(index), tuple(sorted((k, _freeze(v)) for k, v in params.items())))
+
+    def __getitem__(self, name: str) -> ParamValue:
+        for key, value in self.params:
+            if key == name:
+                return value
+        names = ", ".join(k for k, _ in self.params) or "none"
+        raise KeyError(f"task {self.family}[{self.index}] has no parameter {name!r} (has: {names})")
+
+    def array(self, name: str) -> np.ndarray:
+        """A parameter as a float64 numpy array (goal positions, scale vectors)."""
+        return np.asarray(_thaw(self[name]), dtype=np.float64)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "family": self.family,
+            "index": self.index,
+            "params": {k: _thaw(v) for k, v in self.params},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Task:
+        return cls.create(str(data["family"]), int(data["index"]), **dict(data["params"]))
+
+
+def tasks_to_json(splits: Mapping[str, Sequence[Task]]) -> str:
+    return json.dumps({name: [t.to_json() for t in tasks] for name, tasks in splits.items()})
+
+
+def tasks_from_json(text: str) -> dict[str, list[Task]]:
+    data = json.loads(text)
+    return {name: [Task.from_json(t) for t in tasks] for name, tasks in data.items()}
+
+
+class FamilyOptions(BaseModel):
+    """Options every family accepts; families subclass this with their own fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskDistribution(ABC):
+    """A family of tasks with a fixed, seeded train/test split.
+
+    Subclasses set `name`, `description` and `Options`, build their split in `__init__`, and
+    implement `make_env` and `set_task`. `sample` draws from the train split with the caller's
+    generator (never the global numpy RNG).
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Options: ClassVar[type[FamilyOptions]] = FamilyOptions
+
+    def __init__(self, options: FamilyOptions) -> None:
+        self.options = options
+
+    @abstractmethod
+    def train_tasks(self) -> list[Task]: ...
+
+    @abstractmethod
+    def test_tasks(self) -> list[Task]: ...
+
+    @abstractmethod
+    def make_env(self, task: Task | None = None) -> gym.Env:
+        """A fresh Gymnasium env, set to `task` (or to the first train task)."""
+
+    @abstractmethod
+    def set_task(self, env: gym.Env, task: Task) -> None:
+        """Switch `env` to `task`; takes effect at the next reset."""
+
+    @property
+    def horizon(self) -> int | None:
+        """Episode length limit, where the family fixes one."""
+        return None
+
+    def tasks(self, split: str) -> list[Task]:
+        if split == "train":
+            return self.train_tasks()
+        if split == "test":
+            return self.test_tasks()
+        raise ValueError(f"unknown split {split!r}: valid splits are 'train' and 'test'")
+
+    def sample(self, n: int, rng: np.random.Generator) -> list[Task]:
+        """`n` train tasks drawn uniformly with replacement."""
+        tasks = self.train_tasks()
+        return [tasks[i] for i in rng.integers(len(tasks), size=n)]
+
+
+def is_goal_env(env: gym.Env) -> bool:
+    """True for envs following the Gymnasium-Robotics GoalEnv convention."""
+    space = env.observation_space
+    return (
+        isinstance(space, gym.spaces.Dict)
+        and {"observation", "achieved_goal", "desired_goal"} <= set(space.spaces)
+        and hasattr(env.unwrapped, "compute_reward")
+    )

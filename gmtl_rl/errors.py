@@ -1,0 +1,27 @@
+"""User-facing errors: the CLI prints them as one line and exits with status 2."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked for (config, override, name, file); not a bug."""
+
+
+class ConfigError(UsageError):
+    """A config value is missing, unknown or invalid; the message names the full key path."""
+
+
+class CheckpointError(UsageError):
+    """A checkpoint or run directory is missing, incomplete, corrupt or tampered with."""
+
+
+def unknown_name(kind: str, name: str, valid: Iterable[str], where: str = "") -> UsageError:
+    """An error for an unknown registry name, listing valid names with the closest first."""
+    valid = sorted(valid)
+    close = difflib.get_close_matches(name, valid, n=len(valid), cutoff=0.0)
+    ordered = close[:3] + [v for v in valid if v not in close[:3]]
+    prefix = f"{where}: " if where else ""
+    return ConfigError(f"{prefix}unknown {kind} {name!r}; valid: {', '.join(ordered)}")

@@ -1,0 +1,228 @@
+"""Adaptation curves: how fast an agent gets good on tasks it has not trained on.
+
+Protocol (DESIGN.md, after PEARL §6 and Meta-World's `metalearning_evaluation`): for each
+evaluation task and each of R repeats, reset the agent's belief once (a trial starts), run K
+consecutive episodes on that task while the agent adapts, and record return and success of
+episode k = 1..K. A non-adaptive agent gives a flat curve.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gmtl_rl.core.policy import Policy
+from gmtl_rl.core.rollout import FixedTaskSchedule, RolloutSampler
+from gmtl_rl.envs.task import Task, TaskDistribution
+from gmtl_rl.evaluation.plots import plot_adaptation
+from gmtl_rl.evaluation.stats import CurvePoint, curve_from_json, summarize_curve
+
+CSV_COLUMNS = [
+    "run",
+    "seed",
+    "task",
+    "task_index",
+    "repeat",
+    "episode",
+    "return",
+    "success",
+    "length",
+]
+
+
+@dataclass(frozen=True)
+class AdaptationRow:
+    """One episode of one trial: the long-form table's row (episode k is 1-based)."""
+
+    run: str
+    seed: int
+    task: int  # position in the evaluated task list
+    task_index: int  # Task.index within its split
+    repeat: int
+    episode: int
+    episode_return: float
+    success: float
+    length: int
+
+
+def run_adaptation(
+    policy: Policy,
+    distribution: TaskDistribution,
+    tasks: Sequence[Task],
+    episodes: int,
+    repeats: int = 1,
+    n_envs: int = 4,
+    seed: int = 0,
+    deterministic: bool = True,
+    run: str = "run",
+    run_seed: int = 0,
+) -> list[AdaptationRow]:
+    """Run R trials of K episodes on every task; torch's global RNG is left untouched."""
+    queue = [t for _ in range(repeats) for t in range(len(tasks))]
+    n_envs = max(1, min(n_envs, len(queue)))
+    sampler = RolloutSampler(
+        distribution,
+        tasks,
+        n_envs,
+        FixedTaskSchedule(queue),
+        seed=seed,
+        episodes_per_trial=episodes,
+    )
+    records = []
+    # Stochastic policies draw from torch's RNG: fork it so evaluating never shifts training.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        while not sampler.all_idle:
+            sampler.step(policy, deterministic=deterministic)
+            records.extend(sampler.pop_finished())
+    sampler.close()
+    # The queue is consumed in order, so the r-th trial of a task (by trial id) is repeat r.
+    trials_of_task: dict[int, list[int]] = defaultdict(list)
+    for trial, task in sorted({(r.trial_id, r.task_id) for r in records}):
+        trials_of_task[task].append(trial)
+    rows = []
+    for r in sorted(records, key=lambda r: (r.task_id, r.trial_id, r.episode_in_trial)):
+        rows.append(
+            AdaptationRow(
+                run=run,
+                seed=run_seed,
+                task=r.task_id,
+                task_index=tasks[r.task_id].index,
+                repeat=trials_of_task[r.task_id].index(r.trial_id),
+                episode=r.episode_in_trial + 1,
+                episode_return=r.episode_return,
+                success=float(r.success),
+                length=r.length,
+            )
+        )
+    expected = len(tasks) * repeats * episodes
+    if len(rows) != expected:
+        raise RuntimeError(f"adaptation run recorded {len(rows)} episodes, expected {expected}")
+    return rows
+
+
+@dataclass(frozen=True)
+class CurveSummary:
+    """Aggregates per episode index k, over tasks, repeats and seeds."""
+
+    episode_return: list[CurvePoint]
+    success: list[CurvePoint]
+
+
+def summarize(
+    rows: Sequence[AdaptationRow], confidence: float = 0.95, resamples: int = 2000
+) -> CurveSummary:
+    """Mean, IQM and bootstrap intervals per k.
+
+    Values are resampled within (seed, task) strata (Agarwal et al. 2021) when every stratum
+    holds several values (repeats or seeds); with one value per stratum that would give a
+    zero-width interval, so tasks are then resampled as one pool instead.
+    """
+    episode = np.array([r.episode for r in rows])
+    strata = np.array([r.seed * 1_000_003 + r.task for r in rows])
+    _, per_stratum = np.unique(np.stack([episode, strata]), axis=1, return_counts=True)
+    if per_stratum.min() < 2:
+        strata = np.zeros_like(strata)
+    kw: dict[str, Any] = {"confidence": confidence, "n_resamples": resamples}
+    returns = np.array([r.episode_return for r in rows], dtype=np.float64)
+    successes = np.array([r.success for r in rows], dtype=np.float64)
+    return CurveSummary(
+        episode_return=summarize_curve(episode, returns, strata, **kw),
+        success=summarize_curve(episode, successes, strata, **kw),
+    )
+
+
+def per_task_table(rows: Sequence[AdaptationRow]) -> list[dict[str, Any]]:
+    """Success rate and mean return per task over the last episode of each trial."""
+    last = max(r.episode for r in rows)
+    by_task: dict[int, list[AdaptationRow]] = defaultdict(list)
+    for r in rows:
+        if r.episode == last:
+            by_task[r.task].append(r)
+    return [
+        {
+            "task": task,
+            "task_index": group[0].task_index,
+            "return": float(np.mean([r.episode_return for r in group])),
+            "success": float(np.mean([r.success for r in group])),
+            "trials": len(group),
+        }
+        for task, group in sorted(by_task.items())
+    ]
+
+
+def write_csv(rows: Iterable[AdaptationRow], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        for r in rows:
+            d = asdict(r)
+            writer.writerow([d["episode_return"] if c == "return" else d[c] for c in CSV_COLUMNS])
+
+
+def read_csv(path: Path) -> list[AdaptationRow]:
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = set(CSV_COLUMNS) - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: not an adaptation table (missing columns {sorted(missing)})")
+        return [
+            AdaptationRow(
+                run=d["run"],
+                seed=int(d["seed"]),
+                task=int(d["task"]),
+                task_index=int(d["task_index"]),
+                repeat=int(d["repeat"]),
+                episode=int(d["episode"]),
+                episode_return=float(d["return"]),
+                success=float(d["success"]),
+                length=int(d["length"]),
+            )
+            for d in reader
+        ]
+
+
+def write_report(
+    rows: Sequence[AdaptationRow],
+    out_dir: Path,
+    meta: dict[str, Any],
+    confidence: float = 0.95,
+    resamples: int = 2000,
+) -> CurveSummary:
+    """`adaptation.csv`, `summary.json` and `adaptation.png` in `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, out_dir / "adaptation.csv")
+    summary = summarize(rows, confidence, resamples)
+    doc = {
+        **meta,
+        "confidence": confidence,
+        "episodes": max(r.episode for r in rows),
+        "num_tasks": len({r.task for r in rows}),
+        "repeats": max(r.repeat for r in rows) + 1,
+        "return": [p.to_json() for p in summary.episode_return],
+        "success": [p.to_json() for p in summary.success],
+        "per_task": per_task_table(rows),
+    }
+    (out_dir / "summary.json").write_text(json.dumps(doc, indent=2))
+    label = str(meta.get("run", "run"))
+    plot_adaptation(
+        {label: summary.episode_return},
+        {label: summary.success},
+        out_dir / "adaptation.png",
+        title=str(meta.get("title", "")),
+    )
+    return summary
+
+
+def read_summary(path: Path) -> CurveSummary:
+    doc = json.loads(path.read_text())
+    return CurveSummary(curve_from_json(doc["return"]), curve_from_json(doc["success"]))
