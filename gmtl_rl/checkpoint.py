@@ -25,6 +25,7 @@ from gmtl_rl.errors import CheckpointError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+REQUIRED_FILES = {"agent.pt", "arrays.npz", "state.json"}
 PACKAGES = ("gmtl-rl", "torch", "numpy", "gymnasium", "mujoco", "stable-baselines3", "metaworld")
 
 
@@ -41,7 +42,7 @@ def package_versions() -> dict[str, str]:
 def split_arrays(tree: Any, arrays: dict[str, np.ndarray], prefix: str = "") -> Any:
     """Replace numpy arrays in a nested JSON-like tree by references into `arrays`."""
     if isinstance(tree, np.ndarray):
-        key = prefix or "root"
+        key = f"{prefix or 'root'}#{len(arrays)}"  # numbered: dict keys may contain "/"
         arrays[key] = tree
         return {"__array__": key}
     if isinstance(tree, dict):
@@ -135,6 +136,8 @@ def save(
         os.close(dir_fd)
     for old in list_checkpoints(root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+    for stale in root.glob(".tmp-step-*"):  # left by a save that was killed mid-write
+        shutil.rmtree(stale, ignore_errors=True)
     return final
 
 
@@ -162,8 +165,8 @@ def verify(path: Path) -> dict[str, Any]:
             else f"{path}/{MANIFEST}: corrupt (not a mapping)"
         )
     files = manifest.get("files")
-    if not isinstance(files, dict):
-        raise CheckpointError(f"{path}/{MANIFEST}: corrupt (no file list)")
+    if not isinstance(files, dict) or not set(files) >= REQUIRED_FILES:
+        raise CheckpointError(f"{path}/{MANIFEST}: corrupt (file list missing or incomplete)")
     for name, digest in files.items():
         f = path / str(name)
         if Path(str(name)).name != name or not f.is_file():

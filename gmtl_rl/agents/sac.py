@@ -7,6 +7,7 @@ SAC+HER (a replay strategy) and PEARL (SAC on [obs, z]) reuse them.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -214,6 +215,9 @@ class SAC(StatelessPolicy):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        # torch optimisers keep the loaded tensors themselves (no copy when dtype and device
+        # already match): copy, so two agents never share Adam moments or step counts.
+        state = copy.deepcopy(state)
         self.actor.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])
         self.critic_target.load_state_dict(state["critic_target"])

@@ -141,8 +141,10 @@ class ReplayStorage:
         if n > self.capacity:
             raise ValueError(f"cannot add {n} rows to a replay of capacity {self.capacity}")
         rows = (self.pos + np.arange(n)) % self.capacity
-        if self.size == self.capacity:  # overwriting the oldest rows
-            old_tasks, counts = np.unique(self.columns["task_id"][rows], return_counts=True)
+        n_over = self.size + n - self.capacity  # the last n_over of `rows` hold stored rows
+        if n_over > 0:  # overwriting the oldest rows (also when this add only starts to wrap)
+            overwritten = rows[n - n_over :]
+            old_tasks, counts = np.unique(self.columns["task_id"][overwritten], return_counts=True)
             for task, count in zip(old_tasks, counts, strict=True):
                 self.task_index.pop_front(int(task), int(count))
         self._write_obs("obs", batch.obs, rows, keep)
@@ -219,9 +221,10 @@ class ReplayStorage:
         n = len(cols["reward"])
         if n > self.capacity:
             raise CheckpointError(f"{path}: holds {n} rows but the capacity is {self.capacity}")
-        for k, (shape, dtype) in self.spec.items():
+        for k, (shape, dtype) in self.spec.items():  # check everything before writing anything
             if cols[k].shape != (n, *shape) or cols[k].dtype != np.dtype(dtype):
                 raise CheckpointError(f"{path}: column {k!r} has the wrong shape or dtype")
+        for k in self.spec:
             self.columns[k][:n] = cols[k]
         self.size, self.pos = n, n % self.capacity
         self.task_index = _TaskIndex()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import gymnasium as gym
@@ -97,6 +98,7 @@ def test_next_obs_at_episode_end_is_the_final_observation_not_the_reset_one():
         _, obs, reward, next_obs, term, trunc, task, step = row
         assert next_obs[1] == obs[1] + 1 == step + 1  # successor of the same episode
         assert next_obs[0] == obs[0] == task
+        assert reward == step + 1
         if term or trunc:
             assert next_obs[1] == 3 + task
 
@@ -185,7 +187,7 @@ def test_observe_sees_every_transition_in_order_with_its_task_id():
             (int(b.episode_id[i]), int(b.step_index[i]), int(b.task_id[i]), b.obs[i])
             for b in probe.seen
         ]
-        for (ep, step, task, obs), (ep2, step2, _, _) in zip(rows, rows[1:], strict=False):
+        for (ep, step, task, obs), (ep2, step2, _, _) in itertools.pairwise(rows):
             assert obs[0] == task  # the env really runs the task the record names
             assert (ep2 == ep and step2 == step + 1) or (ep2 > ep and step2 == 0)
 
