@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import sys
 import warnings
 from collections import defaultdict
@@ -247,7 +248,8 @@ def _check_env(args: argparse.Namespace) -> int:
             failed = True
             print(f"     {error}")
         for w in caught:
-            print(f"     warning: {str(w.message).strip().splitlines()[0]}")
+            text = re.sub(r"\x1b\[[0-9;]*m", "", str(w.message)).strip().splitlines()[0]
+            print(f"     warning: {text}")
     return 1 if failed else 0
 
 

@@ -70,9 +70,6 @@ class Counters:
     episodes: int = 0
     updates: int = 0
     update_debt: float = 0.0  # fractional gradient steps owed (updates_per_step may be < 1)
-    next_log: int = 0
-    next_eval: int = 0
-    next_checkpoint: int = 0
 
 
 @dataclass(frozen=True)
@@ -200,11 +197,8 @@ class OffPolicyRun:
         self.warmup_policy = RandomPolicy(
             space.low, space.high, np.random.default_rng(self.seeds.warmup)
         )
-        self.counters = Counters(
-            next_log=config.logging.every_steps,
-            next_eval=config.eval.every_steps or config.total_steps + 1,
-            next_checkpoint=config.checkpoint.every_steps or config.total_steps + 1,
-        )
+        self.counters = Counters()
+        self._reset_schedule()
         self.columns = [
             "step", "time_s", "steps_per_s", "episodes", "updates",
             "train_return", "train_success", "train_length",
@@ -252,6 +246,7 @@ class OffPolicyRun:
             torch.set_rng_state(ckpt.agent["torch_rng"])
             s = ckpt.state
             self.counters = Counters(**s["counters"])
+            self._reset_schedule()
             self.finished = bool(s["finished"])
             self.sampler.load_state_dict(s["sampler"])
             self.replay_rng.bit_generator.state = s["rng"]["replay"]
@@ -315,16 +310,23 @@ class OffPolicyRun:
             self._update_sums[key] = self._update_sums.get(key, 0.0) + value
         self._update_count += 1
 
+    def _reset_schedule(self) -> None:
+        """Next env step at which to log, evaluate, checkpoint (derived, so never saved)."""
+        cfg, step = self.config, self.counters.env_steps
+        self._next_log = _next_multiple(step, cfg.logging.every_steps)
+        self._next_eval = _next_multiple(step, cfg.eval.every_steps)
+        self._next_checkpoint = _next_multiple(step, cfg.checkpoint.every_steps)
+
     def _periodic(self) -> None:
         c, cfg = self.counters, self.config
-        if c.env_steps >= c.next_log:
+        if c.env_steps >= self._next_log:
             self._write_metrics({})
-            c.next_log = _next_multiple(c.env_steps, cfg.logging.every_steps)
-        if c.env_steps >= c.next_eval:
+            self._next_log = _next_multiple(c.env_steps, cfg.logging.every_steps)
+        if c.env_steps >= self._next_eval:
             self._evaluate(final=False)
-            c.next_eval = _next_multiple(c.env_steps, cfg.eval.every_steps)
-        if c.env_steps >= c.next_checkpoint:
-            c.next_checkpoint = _next_multiple(c.env_steps, cfg.checkpoint.every_steps)
+            self._next_eval = _next_multiple(c.env_steps, cfg.eval.every_steps)
+        if c.env_steps >= self._next_checkpoint:
+            self._next_checkpoint = _next_multiple(c.env_steps, cfg.checkpoint.every_steps)
             self.save_checkpoint()
 
     def _write_metrics(self, extra: dict[str, float]) -> None:
@@ -432,7 +434,6 @@ def resume(run_dir: str | Path, overrides: Sequence[str] = ()) -> tuple[Path, bo
         run.sampler.close()
         return path, False
     run.finished = False
-    run.config = config
     (path / "config.yaml").write_text(config.dump_yaml())
     run.train(resumed=True)
     return path, True
@@ -514,8 +515,9 @@ def build_agent_for(config: RunConfig, distribution: TaskDistribution) -> Any:
 
 
 # -- helpers --------------------------------------------------------------------------------
-def _next_multiple(step: int, every: int) -> int:
-    return (step // every + 1) * every
+def _next_multiple(step: int, every: int) -> int | float:
+    """The first multiple of `every` after `step`; never, when `every` is 0."""
+    return (step // every + 1) * every if every > 0 else float("inf")
 
 
 def _seed_everything(seed: int, seeds: Seeds) -> None:

@@ -62,15 +62,6 @@ class PointRobotEnv(gym.Env[Any, np.ndarray]):
             }
         return pos
 
-    def compute_reward(
-        self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any = None
-    ) -> np.ndarray:
-        """Vectorised over leading batch dimensions (GoalEnv convention, used by HER)."""
-        dist = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
-        if self.reward_mode == "dense":
-            return -dist
-        return self.sparsify(-dist)
-
     def sparsify(self, dense: np.ndarray) -> np.ndarray:
         # oyster SparsePointEnv: 0 outside the goal radius, dense + 1 inside.
         inside = dense >= -self.goal_radius
@@ -119,6 +110,29 @@ class PointRobotEnv(gym.Env[Any, np.ndarray]):
         self.np_random.bit_generator.state = state["rng"]
 
 
+class GoalPointRobotEnv(PointRobotEnv):
+    """The point robot as a GoalEnv: the goal is in the observation and rewards can be
+    recomputed for any goal (HER relabelling)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(observe_goal=True, **kwargs)
+
+    def compute_reward(
+        self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any = None
+    ) -> np.ndarray:
+        """Vectorised over leading batch dimensions (GoalEnv convention)."""
+        dist = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
+        if self.reward_mode == "dense":
+            return -dist
+        return self.sparsify(-dist)
+
+    def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, _, terminated, truncated, info = super().step(action)
+        # Reward from the observed (float32) goals, so relabelled rewards match exactly.
+        reward = float(self.compute_reward(obs["achieved_goal"], obs["desired_goal"], info))
+        return obs, reward, terminated, truncated, info
+
+
 class PointRobotOptions(FamilyOptions):
     n_train: int = Field(80, ge=1, description="train goals")
     n_test: int = Field(20, ge=1, description="held-out test goals")
@@ -159,7 +173,10 @@ class _PointFamily(TaskDistribution):
 
     def make_env(self, task: Task | None = None) -> gym.Env:
         task = task or self._train[0]
-        return PointRobotEnv(goal=task.array("goal"), **self._env_kwargs())
+        kwargs = self._env_kwargs()
+        if kwargs.pop("observe_goal"):
+            return GoalPointRobotEnv(goal=task.array("goal"), **kwargs)
+        return PointRobotEnv(goal=task.array("goal"), **kwargs)
 
     def set_task(self, env: gym.Env, task: Task) -> None:
         inner = env.unwrapped

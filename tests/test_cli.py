@@ -1,0 +1,136 @@
+"""The `gmtl` command line: every subcommand, and bad input ending in one line and exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gmtl_rl.cli import main
+
+ROOT = Path(__file__).parent.parent
+SMOKE = str(ROOT / "configs" / "smoke" / "sac_point_robot.yaml")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", SMOKE, "total_steps=200", "--run-dir", str(run)]) == 0
+    return run
+
+
+def test_train_writes_a_complete_run_directory(trained):
+    for name in ("config.yaml", "tasks.json", "versions.json", "metrics.csv"):
+        assert (trained / name).is_file(), name
+    for name in ("adaptation.csv", "summary.json", "adaptation.png"):
+        assert (trained / "eval" / name).is_file(), name
+    assert list((trained / "checkpoints").glob("step-*/manifest.json"))
+
+
+def test_resuming_a_finished_run_says_so_and_exits_zero(trained, capsys):
+    assert main(["resume", str(trained)]) == 0
+    assert "already finished" in capsys.readouterr().out
+
+
+def test_eval_with_other_episode_count_writes_its_own_folder(trained):
+    assert main(["eval", str(trained), "--episodes", "3", "--split", "train"]) == 0
+    table = (trained / "eval-train-k3" / "adaptation.csv").read_text().splitlines()
+    assert table[0].startswith("run,seed,task,task_index,repeat,episode,return,success")
+    assert {line.split(",")[5] for line in table[1:]} == {"1", "2", "3"}
+
+
+def test_plot_overlays_runs(trained, tmp_path):
+    out = tmp_path / "curves.png"
+    assert main(["plot", str(trained), str(trained), "--out", str(out), "--group-by", "run"]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_envs_lists_families_with_spaces_and_splits(capsys):
+    assert main(["envs"]) == 0
+    out = capsys.readouterr().out
+    assert "point-robot" in out and "80/20" in out and "Box(2,)" in out and "gym" in out
+
+
+def test_agents_lists_sac(capsys):
+    assert main(["agents"]) == 0
+    assert "sac" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("options", [[], ["observe_goal=true"]])
+def test_check_env_passes_on_point_robot(options, capsys):
+    assert main(["check-env", "point-robot", *options]) == 0
+    out = capsys.readouterr().out
+    assert "ok   gymnasium check_env" in out and "ok   stable-baselines3 check_env" in out
+
+
+def test_check_env_passes_on_sparse_point_robot(capsys):
+    assert main(["check-env", "sparse-point-robot"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", SMOKE, "agent.lrr=1"], "agent.lrr: unknown key"),
+        (["train", SMOKE, "env.name=point-robt"], "valid: point-robot"),
+        (["train", SMOKE, "agent.name=sacc"], "unknown agent 'sacc'"),
+        (
+            ["train", SMOKE, "total_steps=-5"],
+            "total_steps: Input should be greater than or equal to 1",
+        ),
+        (["train", "no/such.yaml"], "config file not found: no/such.yaml"),
+        (["resume", "/nonexistent-run"], "is not a run directory"),
+        (["check-env", "nope"], "unknown env family 'nope'"),
+    ],
+)
+def test_bad_input_is_one_line_with_exit_status_2(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_yaml_with_python_tags_is_refused_without_running_it(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f'seed: !!python/object/apply:os.system ["touch {marker}"]\n')
+    assert main(["train", str(bad)]) == 2
+    assert "invalid YAML" in capsys.readouterr().err and not marker.exists()
+
+
+def test_existing_run_directory_is_never_overwritten(trained, capsys):
+    before = (trained / "config.yaml").read_text()
+    assert main(["train", SMOKE, "--run-dir", str(trained)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (trained / "config.yaml").read_text() == before
+
+
+def test_tampered_checkpoint_is_refused(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", SMOKE, "total_steps=100", "--run-dir", str(run)]) == 0
+    latest = sorted((run / "checkpoints").glob("step-*"))[-1]
+    data = bytearray((latest / "agent.pt").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (latest / "agent.pt").write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 2
+    assert "checksum mismatch" in capsys.readouterr().err
+
+
+def test_resume_refuses_to_change_the_agent(trained, capsys):
+    assert main(["resume", str(trained), "agent.lr=0.1"]) == 2
+    assert "only total_steps" in capsys.readouterr().err
+
+
+def test_user_error_in_a_real_process_prints_no_traceback():
+    done = subprocess.run(
+        [sys.executable, "-m", "gmtl_rl.cli", "train", SMOKE, "sampler.n_envs=0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "gmtl train: error: sampler.n_envs: Input should be greater than or equal to 1"
+    ]
