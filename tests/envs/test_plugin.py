@@ -213,3 +213,16 @@ def test_inverted_range_names_the_distribution_key() -> None:
 def test_unresolvable_reward_says_why(reward: str, why: str) -> None:
     with pytest.raises(ConfigError, match=rf"env\.reward: .*{why}"):
         swimmer(reward=reward)
+
+
+def test_readme_example_config_trains_and_evaluates_through_the_cli(tmp_path: Path) -> None:
+    from gmtl_rl.cli import main
+
+    run = tmp_path / "run"
+    tiny = [
+        "total_steps=240", "agent.learning_starts=120", "agent.hidden=[16,16]",
+        "agent.batch_size=16", "agent.buffer_size=1000", "eval.max_tasks=2",
+        "eval.every_steps=0", "checkpoint.every_steps=0", "logging.tensorboard=false",
+    ]  # fmt: skip
+    assert main(["train", str(EXAMPLE), *tiny, "--run-dir", str(run)]) == 0
+    assert (run / "eval" / "summary.json").is_file()
