@@ -47,6 +47,7 @@ class BoxEnv(gym.Env[np.ndarray, np.ndarray]):
     """A do-nothing env with Box spaces: SB3 needs an env to build its model, never steps it."""
 
     def __init__(self, obs_dim: int, act_dim: int) -> None:
+        self.obs_dim = obs_dim
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (act_dim,), np.float32)
 
@@ -54,10 +55,10 @@ class BoxEnv(gym.Env[np.ndarray, np.ndarray]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        return np.zeros(self.observation_space.shape, np.float32), {}
+        return np.zeros(self.obs_dim, np.float32), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        return np.zeros(self.observation_space.shape, np.float32), 0.0, False, False, {}
+        return np.zeros(self.obs_dim, np.float32), 0.0, False, False, {}
 
 
 def random_transitions(n: int, obs_dim: int, act_dim: int, seed: int) -> dict[str, np.ndarray]:

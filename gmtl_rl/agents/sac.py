@@ -75,12 +75,15 @@ class EntropyTemperature(nn.Module):
         self.log_alpha = nn.Parameter(torch.full((num,), float(np.log(init_alpha))))
 
     def forward(self, task_B: torch.Tensor) -> torch.Tensor:
-        index = task_B if self.log_alpha.numel() > 1 else torch.zeros_like(task_B)
-        return self.log_alpha[index].exp()
+        """α per row [B], or [1] (broadcasts over the batch) when the temperature is shared."""
+        if self.log_alpha.numel() == 1:
+            return self.log_alpha.exp()
+        return self.log_alpha[task_B].exp()
 
     def loss(self, task_B: torch.Tensor, log_prob_B: torch.Tensor, target: float) -> torch.Tensor:
-        index = task_B if self.log_alpha.numel() > 1 else torch.zeros_like(task_B)
-        return -(self.log_alpha[index] * (log_prob_B.detach() + target)).mean()
+        if self.log_alpha.numel() == 1:  # same value and gradient, no gather/scatter
+            return -(self.log_alpha * (log_prob_B.detach().mean() + target)).sum()
+        return -(self.log_alpha[task_B] * (log_prob_B.detach() + target)).mean()
 
 
 class SAC(StatelessPolicy):
@@ -110,9 +113,11 @@ class SAC(StatelessPolicy):
         )
         for module in (self.actor, self.critic, self.critic_target, self.temperature):
             module.to(self.device)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.lr)
-        self.alpha_opt = torch.optim.Adam(self.temperature.parameters(), lr=c.lr)
+        # Fused Adam: one kernel per step instead of ~10 ops per parameter tensor (CPU and CUDA).
+        fused = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.lr, **fused)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.lr, **fused)
+        self.alpha_opt = torch.optim.Adam(self.temperature.parameters(), lr=c.lr, **fused)
         self.target_entropy = -float(act_dim) if c.target_entropy == "auto" else c.target_entropy
         self._critic_params: list[torch.Tensor] = list(self.critic.parameters())
         self._target_params: list[torch.Tensor] = list(self.critic_target.parameters())
@@ -169,16 +174,18 @@ class SAC(StatelessPolicy):
         new_action, log_prob = self.actor.sample(obs, task)
         q_pi = self.critic(obs, new_action, task).min(dim=0).values
         actor_loss = (alpha * log_prob - q_pi).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
-        self.critic.requires_grad_(True)
-
+        # Temperature (SAC eq. 18). Its loss sees log π detached and the actor loss sees α
+        # detached, so one backward pass gives both gradients exactly.
         alpha_loss = self.temperature.loss(task, log_prob, self.target_entropy)
+        self.actor_opt.zero_grad(set_to_none=True)
         if c.learn_alpha:
             self.alpha_opt.zero_grad(set_to_none=True)
-            alpha_loss.backward()
+            (actor_loss + alpha_loss).backward()
             self.alpha_opt.step()
+        else:
+            actor_loss.backward()
+        self.actor_opt.step()
+        self.critic.requires_grad_(True)
 
         with torch.no_grad():
             torch._foreach_lerp_(self._target_params, self._critic_params, c.tau)
