@@ -114,10 +114,10 @@ class SAC(StatelessPolicy):
         for module in (self.actor, self.critic, self.critic_target, self.temperature):
             module.to(self.device)
         # Fused Adam: one kernel per step instead of ~10 ops per parameter tensor (CPU and CUDA).
-        fused = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.lr, **fused)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.lr, **fused)
-        self.alpha_opt = torch.optim.Adam(self.temperature.parameters(), lr=c.lr, **fused)
+        fused = True if self.device.type in ("cpu", "cuda") else None
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.lr, fused=fused)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.lr, fused=fused)
+        self.alpha_opt = torch.optim.Adam(self.temperature.parameters(), lr=c.lr, fused=fused)
         self.target_entropy = -float(act_dim) if c.target_entropy == "auto" else c.target_entropy
         self._critic_params: list[torch.Tensor] = list(self.critic.parameters())
         self._target_params: list[torch.Tensor] = list(self.critic_target.parameters())
