@@ -322,7 +322,7 @@ class OffPolicyRun:
         if c.env_steps >= self._next_log:
             self._write_metrics({})
             self._next_log = _next_multiple(c.env_steps, cfg.logging.every_steps)
-        if c.env_steps >= self._next_eval:
+        if c.env_steps >= self._next_eval and c.env_steps < cfg.total_steps:  # final eval follows
             self._evaluate(final=False)
             self._next_eval = _next_multiple(c.env_steps, cfg.eval.every_steps)
         if c.env_steps >= self._next_checkpoint:
@@ -333,6 +333,9 @@ class OffPolicyRun:
         assert self.log is not None
         c = self.counters
         now = time.perf_counter()
+        if extra:  # an evaluation row: its time is not training throughput
+            self.log.write(c.env_steps, {"time_s": now - self._start_wall, **extra})
+            return
         last_steps, last_time = self._last_log
         values: dict[str, float] = {
             "time_s": now - self._start_wall,
@@ -396,6 +399,7 @@ class OffPolicyRun:
 def eval_meta(config: RunConfig, run_dir: Path, step: int) -> dict[str, Any]:
     return {
         "run": run_dir.name,
+        "label": f"{config.experiment} (seed {config.seed})",
         "experiment": config.experiment,
         "seed": config.seed,
         "env": config.env.name,

@@ -213,7 +213,7 @@ def write_report(
         "per_task": per_task_table(rows),
     }
     (out_dir / "summary.json").write_text(json.dumps(doc, indent=2))
-    label = str(meta.get("run", "run"))
+    label = str(meta.get("label", meta.get("run", "run")))
     plot_adaptation(
         {label: summary.episode_return},
         {label: summary.success},

@@ -1,0 +1,37 @@
+"""Every registered family passes Gymnasium's and stable-baselines3's env checkers."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from gmtl_rl.envs import build, families
+
+EXAMPLE = Path(__file__).parents[2] / "configs" / "examples" / "plugin_swimmer.yaml"
+
+# Families that need options to exist at all get them here; the rest use their defaults.
+REQUIRED_OPTIONS: dict[str, dict[str, Any]] = {
+    "gym": {k: v for k, v in yaml.safe_load(EXAMPLE.read_text())["env"].items() if k != "name"},
+}
+VARIANTS: list[tuple[str, dict[str, Any]]] = [
+    (name, REQUIRED_OPTIONS.get(name, {})) for name in families()
+] + [("point-robot", {"observe_goal": True}), ("sparse-point-robot", {"observe_goal": True})]
+
+
+@pytest.mark.parametrize(
+    ("name", "options"), VARIANTS, ids=[f"{n}{o and '-' + ','.join(o)[:20]}" for n, o in VARIANTS]
+)
+def test_family_passes_gymnasium_and_sb3_env_checkers(name, options):
+    dist = build(name, options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the checkers warn about style (unbounded boxes, ...)
+        for split in ("train", "test"):
+            task = dist.tasks(split)[0]
+            gym_check_env(dist.make_env(task), skip_render_check=True)
+            sb3_check_env(dist.make_env(task))
