@@ -124,7 +124,12 @@ class MetricsLog:
     """metrics.csv (fixed columns) plus optional TensorBoard, resumable at a row count."""
 
     def __init__(
-        self, run_dir: Path, columns: Sequence[str], tensorboard: bool, keep_rows: int | None
+        self,
+        run_dir: Path,
+        columns: Sequence[str],
+        tensorboard: bool,
+        keep_rows: int | None,
+        step: int = 0,
     ):
         self.path = run_dir / "metrics.csv"
         self.columns = list(columns)
@@ -145,7 +150,10 @@ class MetricsLog:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=None)
+            # On resume, drop events logged after the checkpoint (purge_step), as for the CSV.
+            self.tb = SummaryWriter(
+                str(run_dir / "tb"), purge_step=step if keep_rows is not None else None
+            )
 
     def write(self, step: int, values: dict[str, float]) -> None:
         row = [step] + [values.get(c, "") for c in self.columns[1:]]
@@ -269,6 +277,7 @@ class OffPolicyRun:
             self.columns,
             cfg.logging.tensorboard,
             keep_rows=self._resumed_rows if resumed else None,
+            step=self.counters.env_steps,
         )
         agent_cfg = self.agent.config
         c = self.counters

@@ -72,8 +72,11 @@ class _TaskIndex:
             buf = np.empty(max(64, 2 * (count + len(rows))), np.int64)
             buf[:count] = old
             self.rows[task], self.head[task] = buf, 0
-        pos = (self.head[task] + count + np.arange(len(rows))) % len(buf)
-        buf[pos] = rows
+        end = self.head[task] + count
+        if end + len(rows) <= len(buf):
+            buf[end : end + len(rows)] = rows
+        else:
+            buf[(end + np.arange(len(rows))) % len(buf)] = rows
         self.count[task] = count + len(rows)
 
     def pop_front(self, task: int, n: int) -> None:
@@ -147,23 +150,29 @@ class ReplayStorage:
             old_tasks, counts = np.unique(self.columns["task_id"][overwritten], return_counts=True)
             for task, count in zip(old_tasks, counts, strict=True):
                 self.task_index.pop_front(int(task), int(count))
-        self._write_obs("obs", batch.obs, rows, keep)
-        self._write_obs("next_obs", batch.next_obs, rows, keep)
+        # Hot path: plain slices when nothing wraps and every row is valid (no fancy indexing).
+        dest: Any = slice(self.pos, self.pos + n) if self.pos + n <= self.capacity else rows
+        src: Any = slice(None) if n == batch.num_envs else keep
+        self._write_obs("obs", batch.obs, dest, src)
+        self._write_obs("next_obs", batch.next_obs, dest, src)
         c = self.columns
-        c["action"][rows] = batch.action[keep]
-        c["reward"][rows] = batch.reward[keep]
-        c["terminated"][rows] = batch.terminated[keep]
-        c["truncated"][rows] = batch.truncated[keep]
-        c["task_id"][rows] = batch.task_id[keep]
-        c["episode_id"][rows] = batch.episode_id[keep]
-        c["step_index"][rows] = batch.step_index[keep]
-        new_tasks = batch.task_id[keep]
-        for task in np.unique(new_tasks):
-            self.task_index.push(int(task), rows[new_tasks == task])
+        c["action"][dest] = batch.action[src]
+        c["reward"][dest] = batch.reward[src]
+        c["terminated"][dest] = batch.terminated[src]
+        c["truncated"][dest] = batch.truncated[src]
+        c["task_id"][dest] = batch.task_id[src]
+        c["episode_id"][dest] = batch.episode_id[src]
+        c["step_index"][dest] = batch.step_index[src]
+        new_tasks = batch.task_id[src]
+        if (new_tasks == new_tasks[0]).all():
+            self.task_index.push(int(new_tasks[0]), rows)
+        else:
+            for task in np.unique(new_tasks):
+                self.task_index.push(int(task), rows[new_tasks == task])
         self.pos = int((self.pos + n) % self.capacity)
         self.size = min(self.size + n, self.capacity)
 
-    def _write_obs(self, prefix: str, obs: Obs, rows: np.ndarray, keep: np.ndarray) -> None:
+    def _write_obs(self, prefix: str, obs: Obs, rows: Any, keep: Any) -> None:
         if isinstance(obs, dict):
             for key, value in obs.items():
                 self.columns[f"{prefix}.{key}"][rows] = value[keep]

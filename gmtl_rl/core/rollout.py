@@ -157,8 +157,9 @@ class RolloutSampler:
         self._next_trial_id = 0
         self._policy_needs_reset = np.zeros(n_envs, bool)
         self.slots = _EnvSlots(n_envs)
+        # copy=False: the step below copies the observations once itself.
         self.vec = SyncVectorEnv(
-            [self._env_factory(i) for i in range(n_envs)], autoreset_mode=self.mode
+            [self._env_factory(i) for i in range(n_envs)], autoreset_mode=self.mode, copy=False
         )
         self.single_action_space = self.vec.single_action_space
         self.single_observation_space = self.vec.single_observation_space
@@ -206,6 +207,7 @@ class RolloutSampler:
         if first:
             seeds = np.random.SeedSequence(self.seed).generate_state(self.num_envs)
             obs, _ = self.vec.reset(seed=[int(s) for s in seeds])
+            obs = obs_copy(obs)
         else:
             obs, _ = self.vec.reset(options={"reset_mask": mask.copy()})
         self.slots.awaiting_autoreset[mask] = False
@@ -221,15 +223,17 @@ class RolloutSampler:
             self._policy_needs_reset[:] = False
         obs = self._obs
         actions = policy.act(obs, s.task_id.copy(), deterministic)
-        next_obs, reward, terminated, truncated, info = self.vec.step(actions)
+        raw_next, reward, terminated, truncated, info = self.vec.step(actions)
+        next_obs = obs_copy(raw_next)
         # NEXT_STEP: an env that ended last step was reset by this call; its row is a dummy.
         valid = ~s.awaiting_autoreset & s.active
         dummy = s.awaiting_autoreset.copy()
         done = (terminated | truncated) & ~dummy
         success = _info_column(info, "success", self.num_envs)
 
-        true_next = obs_copy(next_obs)
+        true_next = next_obs
         if self.mode == AutoresetMode.SAME_STEP and done.any():
+            true_next = obs_copy(next_obs)
             # The returned obs of a finished env is already the reset obs; the true successor
             # and the step's info are in final_obs / final_info.
             final_obs, final_info = info["final_obs"], info.get("final_info", {})
