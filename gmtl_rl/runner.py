@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from gmtl_rl import checkpoint
-from gmtl_rl.agents.registry import AgentConfig, agent_spec
+from gmtl_rl.agents.registry import agent_spec
 from gmtl_rl.config import RunConfig, apply_overrides, parse_config, read_yaml
 from gmtl_rl.core.policy import Policy, RandomPolicy
 from gmtl_rl.core.records import EnvSpec, EpisodeRecord
@@ -35,7 +35,7 @@ from gmtl_rl.core.replay import SAMPLERS, ReplayBatch, ReplaySampler, ReplayStor
 from gmtl_rl.core.rollout import RolloutSampler, UniformTaskSchedule
 from gmtl_rl.envs.task import Task, TaskDistribution, tasks_from_json, tasks_to_json
 from gmtl_rl.errors import CheckpointError, ConfigError, UsageError
-from gmtl_rl.evaluation.adaptation import run_adaptation, write_report
+from gmtl_rl.evaluation.adaptation import AdaptationRow, run_adaptation, write_report
 
 RESUMABLE_KEYS = ("total_steps", "eval.", "checkpoint.", "logging.")
 
@@ -367,13 +367,13 @@ class OffPolicyRun:
         values.update(extra)
         self.log.write(c.env_steps, values)
 
-    def _evaluate(self, final: bool) -> None:
+    def adaptation_rows(self) -> list[AdaptationRow]:
+        """The agent's adaptation curve under the config's eval protocol (own envs and seed)."""
         cfg = self.config.eval
-        tasks = self.distribution.tasks(cfg.split)[: cfg.max_tasks]
-        rows = run_adaptation(
+        return run_adaptation(
             self.agent,
             self.distribution,
-            tasks,
+            self.distribution.tasks(cfg.split)[: cfg.max_tasks],
             episodes=cfg.episodes,
             repeats=cfg.repeats,
             n_envs=cfg.n_envs,
@@ -382,6 +382,10 @@ class OffPolicyRun:
             run=self.run_dir.name,
             run_seed=self.config.seed,
         )
+
+    def _evaluate(self, final: bool) -> None:
+        cfg = self.config.eval
+        rows = self.adaptation_rows()
         first = [r.episode_return for r in rows if r.episode == 1]
         last = [r for r in rows if r.episode == cfg.episodes]
         metrics = {
@@ -437,12 +441,7 @@ def train(config: RunConfig, run_dir: str | Path | None = None) -> Path:
 def resume(run_dir: str | Path, overrides: Sequence[str] = ()) -> tuple[Path, bool]:
     """Continue a run from its latest checkpoint; returns (dir, whether any training ran)."""
     path = Path(run_dir)
-    config = load_run_config(path, overrides)
-    distribution = config.env.build()
-    check_tasks(path, distribution)
-    ckpt = checkpoint.load_latest(path / "checkpoints")
-    run = _build_run(config, path, distribution)
-    run.load_checkpoint(ckpt)
+    run, config = _open_run(path, overrides)
     if run.finished and run.counters.env_steps >= config.total_steps:
         run.sampler.close()
         return path, False
@@ -460,24 +459,25 @@ def evaluate(run_dir: str | Path, split: str | None = None, episodes: int | None
         overrides.append(f"eval.split={split}")
     if episodes is not None:
         overrides.append(f"eval.episodes={episodes}")
+    run, config = _open_run(path, overrides)
+    run.sampler.close()
+    rows = run.adaptation_rows()
+    cfg = config.eval
+    out = path / "eval" if not overrides else path / f"eval-{cfg.split}-k{cfg.episodes}"
+    meta = eval_meta(config, path, run.counters.env_steps)
+    write_report(rows, out, meta, cfg.confidence, cfg.bootstrap_resamples)
+    return out
+
+
+def _open_run(path: Path, overrides: Sequence[str]) -> tuple[OffPolicyRun, RunConfig]:
+    """A run directory's config (with allowed overrides) and its latest checkpoint, loaded."""
     config = load_run_config(path, overrides)
     distribution = config.env.build()
     check_tasks(path, distribution)
     ckpt = checkpoint.load_latest(path / "checkpoints")
     run = _build_run(config, path, distribution)
     run.load_checkpoint(ckpt)
-    run.sampler.close()
-    cfg = config.eval
-    tasks = distribution.tasks(cfg.split)[: cfg.max_tasks]
-    rows = run_adaptation(
-        run.agent, distribution, tasks, cfg.episodes, cfg.repeats, cfg.n_envs,
-        run.seeds.eval, cfg.deterministic, path.name, config.seed,
-    )  # fmt: skip
-    out = path / "eval" if not overrides else path / f"eval-{cfg.split}-k{cfg.episodes}"
-    write_report(
-        rows, out, eval_meta(config, path, ckpt.step), cfg.confidence, cfg.bootstrap_resamples
-    )
-    return out
+    return run, config
 
 
 def load_run_config(path: Path, overrides: Sequence[str] = ()) -> RunConfig:
@@ -516,15 +516,6 @@ def _build_run(config: RunConfig, path: Path, distribution: TaskDistribution) ->
         raise UsageError(f"agent {spec.name!r} has no training loop yet (family {spec.family!r})")
     _set_threads(config)
     return OffPolicyRun(config, path, distribution)
-
-
-def build_agent_for(config: RunConfig, distribution: TaskDistribution) -> Any:
-    """An untrained agent for `config` (used by tests and benchmarks)."""
-    probe = distribution.make_env()
-    env = EnvSpec(probe.observation_space, probe.action_space, len(distribution.train_tasks()))
-    probe.close()
-    agent_config: AgentConfig = config.agent
-    return agent_spec(agent_config.name).build(agent_config, env, _device(config.device))
 
 
 # -- helpers --------------------------------------------------------------------------------

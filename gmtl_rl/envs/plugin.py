@@ -346,12 +346,6 @@ class GymFamily(TaskDistribution):
                 raise
             raise ConfigError(f"env.make_kwargs: {self.options.id} rejected them: {err}") from None
 
-    def train_tasks(self) -> list[Task]:
-        return list(self._train)
-
-    def test_tasks(self) -> list[Task]:
-        return list(self._test)
-
     @property
     def horizon(self) -> int | None:
         return self._horizon

@@ -160,13 +160,12 @@ class _PointFamily(TaskDistribution):
         raise NotImplementedError
 
     def _env_kwargs(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def train_tasks(self) -> list[Task]:
-        return list(self._train)
-
-    def test_tasks(self) -> list[Task]:
-        return list(self._test)
+        o = self.options
+        return {
+            "horizon": o.horizon,
+            "observe_goal": o.observe_goal,
+            "success_radius": o.success_radius,
+        }
 
     @property
     def horizon(self) -> int | None:
@@ -199,13 +198,7 @@ class PointRobot(_PointFamily):
         return {"train": goals[:n_train], "test": goals[n_train:]}
 
     def _env_kwargs(self) -> dict[str, Any]:
-        o = self.options
-        return {
-            "horizon": o.horizon,
-            "start": "uniform",
-            "observe_goal": o.observe_goal,
-            "success_radius": o.success_radius,
-        }
+        return {**super()._env_kwargs(), "start": "uniform"}
 
 
 class SparsePointRobotOptions(PointRobotOptions):
@@ -235,10 +228,8 @@ class SparsePointRobot(_PointFamily):
     def _env_kwargs(self) -> dict[str, Any]:
         o = self.options
         return {
-            "horizon": o.horizon,
+            **super()._env_kwargs(),
             "start": "origin",
             "reward": o.reward,
             "goal_radius": o.goal_radius,
-            "observe_goal": o.observe_goal,
-            "success_radius": o.success_radius,
         }

@@ -92,8 +92,9 @@ class FamilyOptions(BaseModel):
 class TaskDistribution(ABC):
     """A family of tasks with a fixed, seeded train/test split.
 
-    Subclasses set `name`, `description` and `Options`, build their split in `__init__`, and
-    implement `make_env` and `set_task`. `sample` draws from the train split with the caller's
+    Subclasses set `name`, `description` and `Options`, fill `self._train` / `self._test` in
+    `__init__` (or override `train_tasks` / `test_tasks`), and implement `make_env` and
+    `set_task`. `sample` draws from the train split with the caller's
     generator (never the global numpy RNG).
     """
 
@@ -103,12 +104,16 @@ class TaskDistribution(ABC):
 
     def __init__(self, options: FamilyOptions) -> None:
         self.options = options
+        self._train: list[Task] = []
+        self._test: list[Task] = []
 
-    @abstractmethod
-    def train_tasks(self) -> list[Task]: ...
+    def train_tasks(self) -> list[Task]:
+        """The fixed train split (families set `_train` in `__init__`)."""
+        return list(self._train)
 
-    @abstractmethod
-    def test_tasks(self) -> list[Task]: ...
+    def test_tasks(self) -> list[Task]:
+        """The fixed test split; may equal the train split where the benchmark says so."""
+        return list(self._test)
 
     @abstractmethod
     def make_env(self, task: Task | None = None) -> gym.Env:
