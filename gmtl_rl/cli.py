@@ -17,8 +17,6 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gmtl_rl.errors import UsageError
 
 EPILOG = "Docs: README.md. Every config key can be overridden as key.sub=value after CONFIG."
@@ -137,6 +135,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
+    from gmtl_rl.config import read_yaml
     from gmtl_rl.evaluation.adaptation import AdaptationRow, read_csv, summarize
     from gmtl_rl.evaluation.plots import plot_adaptation
 
@@ -148,7 +147,7 @@ def _plot(args: argparse.Namespace) -> int:
             raise UsageError(f"{path}: no eval/adaptation.csv (run `gmtl eval {path}` first)")
         label = path.name
         if args.group_by == "experiment" and (path / "config.yaml").is_file():
-            label = str(yaml.safe_load((path / "config.yaml").read_text()).get("experiment", label))
+            label = str(read_yaml(path / "config.yaml").get("experiment", label))
         try:
             groups[label].extend(read_csv(table))
         except (ValueError, KeyError) as err:

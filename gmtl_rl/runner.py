@@ -514,6 +514,15 @@ def _build_run(config: RunConfig, path: Path, distribution: TaskDistribution) ->
     spec = agent_spec(config.agent.name)
     if spec.family != "off_policy":
         raise UsageError(f"agent {spec.name!r} has no training loop yet (family {spec.family!r})")
+    if (
+        getattr(config.agent, "task_embedding_dim", 0) > 0
+        and config.eval.split == "test"
+        and distribution.test_tasks() != distribution.train_tasks()
+    ):
+        raise ConfigError(
+            "agent.task_embedding_dim: an agent that embeds task ids cannot act on held-out "
+            "test tasks; set eval.split=train (the multi-task protocol) or task_embedding_dim=0"
+        )
     _set_threads(config)
     return OffPolicyRun(config, path, distribution)
 
