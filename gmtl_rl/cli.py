@@ -42,9 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=["test", "train"], help="task split (default: the run's)")
     e.add_argument("--episodes", type=int, help="K, episodes per trial (default: the run's)")
 
-    pl = sub.add_parser("plot", help="overlay the adaptation curves of several runs")
+    pl = sub.add_parser("plot", help="overlay the adaptation or training curves of several runs")
     pl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     pl.add_argument("--out", required=True, help="PNG file to write")
+    pl.add_argument(
+        "--kind", choices=["adaptation", "training"], default="adaptation",
+        help="adaptation: return/success against k (eval/adaptation.csv); "
+        "training: evaluation points against env steps (metrics.csv)",
+    )  # fmt: skip
     pl.add_argument("--statistic", choices=["mean", "iqm"], default="mean")
     pl.add_argument(
         "--group-by", choices=["experiment", "run"], default="experiment",
@@ -136,30 +141,41 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _plot(args: argparse.Namespace) -> int:
     from gmtl_rl.config import read_yaml
-    from gmtl_rl.evaluation.adaptation import AdaptationRow, read_csv, summarize
+    from gmtl_rl.evaluation.adaptation import read_csv, summarize
     from gmtl_rl.evaluation.plots import plot_adaptation
+    from gmtl_rl.evaluation.training import read_eval_points, write_training_plot
 
-    groups: dict[str, list[AdaptationRow]] = defaultdict(list)
+    groups: dict[str, list[Any]] = defaultdict(list)
     for run_dir in args.run_dirs:
         path = Path(run_dir)
-        table = path / "eval" / "adaptation.csv"
-        if not table.is_file():
-            raise UsageError(f"{path}: no eval/adaptation.csv (run `gmtl eval {path}` first)")
+        config = read_yaml(path / "config.yaml") if (path / "config.yaml").is_file() else {}
         label = path.name
-        if args.group_by == "experiment" and (path / "config.yaml").is_file():
-            label = str(read_yaml(path / "config.yaml").get("experiment", label))
+        if args.group_by == "experiment":
+            label = str(config.get("experiment", label))
+        table = path / ("eval/adaptation.csv" if args.kind == "adaptation" else "metrics.csv")
+        if not table.is_file():
+            hint = f"run `gmtl eval {path}` first" if args.kind == "adaptation" else "not a run"
+            raise UsageError(f"{path}: no {table.relative_to(path)} ({hint})")
         try:
-            groups[label].extend(read_csv(table))
+            if args.kind == "adaptation":
+                groups[label].extend(read_csv(table))
+            else:
+                groups[label].extend(read_eval_points(table, int(config.get("seed", 0))))
         except (ValueError, KeyError) as err:
             raise UsageError(f"{table}: unreadable ({err})") from None
-    summaries = {label: summarize(rows) for label, rows in groups.items()}
-    out = plot_adaptation(
-        {k: s.episode_return for k, s in summaries.items()},
-        {k: s.success for k, s in summaries.items()},
-        args.out,
-        title="adaptation on held-out tasks",
-        statistic=args.statistic,
-    )
+    if args.kind == "training":
+        if not all(groups.values()):
+            raise UsageError("a run has no evaluation rows in metrics.csv (set eval.every_steps)")
+        out = write_training_plot(groups, Path(args.out), title="evaluation during training")
+    else:
+        summaries = {label: summarize(rows) for label, rows in groups.items()}
+        out = plot_adaptation(
+            {k: s.episode_return for k, s in summaries.items()},
+            {k: s.success for k, s in summaries.items()},
+            args.out,
+            title="adaptation on held-out tasks",
+            statistic=args.statistic,
+        )
     print(f"wrote {out}")
     return 0
 

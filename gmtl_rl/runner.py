@@ -36,6 +36,7 @@ from gmtl_rl.core.rollout import RolloutSampler, UniformTaskSchedule
 from gmtl_rl.envs.task import Task, TaskDistribution, tasks_from_json, tasks_to_json
 from gmtl_rl.errors import CheckpointError, ConfigError, UsageError
 from gmtl_rl.evaluation.adaptation import AdaptationRow, run_adaptation, write_report
+from gmtl_rl.evaluation.training import read_eval_points, write_training_plot
 
 RESUMABLE_KEYS = ("total_steps", "eval.", "checkpoint.", "logging.")
 
@@ -285,7 +286,7 @@ class OffPolicyRun:
         self._last_log = (c.env_steps, self._start_wall)
         previous = _install_signal_handlers(self._on_signal)
         try:
-            with _progress(cfg.total_steps, c.env_steps, cfg.experiment) as advance:
+            with _Progress(cfg.total_steps, c.env_steps, cfg.experiment) as advance:
                 while c.env_steps < cfg.total_steps:
                     warm = c.env_steps < agent_cfg.learning_starts
                     batch = self.sampler.step(self.warmup_policy if warm else self.agent)
@@ -393,15 +394,17 @@ class OffPolicyRun:
             "eval_return_last": float(np.mean([r.episode_return for r in last])),
             "eval_success_last": float(np.mean([r.success for r in last])),
         }
-        if final:
-            write_report(
-                rows,
-                self.run_dir / "eval",
-                eval_meta(self.config, self.run_dir, self.counters.env_steps),
-                cfg.confidence,
-                cfg.bootstrap_resamples,
-            )
         self._write_metrics(metrics)
+        if final:
+            meta = eval_meta(self.config, self.run_dir, self.counters.env_steps)
+            write_report(rows, self.run_dir / "eval", meta, cfg.confidence, cfg.bootstrap_resamples)
+            points = read_eval_points(self.run_dir / "metrics.csv", self.config.seed)
+            write_training_plot(
+                {meta["label"]: points},
+                self.run_dir / "eval" / "training.png",
+                title=f"{self.config.experiment}: {cfg.split}-task return at k={cfg.episodes}",
+                resamples=cfg.bootstrap_resamples,
+            )
 
     def _on_signal(self, signum: int) -> None:
         if self._stop_signal is not None:  # second signal: stop now; the last checkpoint is whole
@@ -573,7 +576,7 @@ def _restore_signal_handlers(previous: dict[int, Any]) -> None:
         signal.signal(sig, handler)
 
 
-class _progress:
+class _Progress:
     """A rich progress bar (steps/s, ETA) on a terminal; silent otherwise."""
 
     def __init__(self, total: int, done: int, label: str) -> None:

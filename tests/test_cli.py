@@ -141,3 +141,16 @@ def test_task_embedding_with_held_out_eval_is_refused_before_training(tmp_path, 
     assert main(["train", SMOKE, "agent.task_embedding_dim=4", "--run-dir", str(run)]) == 2
     assert "eval.split=train" in capsys.readouterr().err
     assert not (run / "checkpoints").exists()
+
+
+def test_training_curves_are_drawn_per_run_and_overlaid(tmp_path):
+    runs = []
+    for seed in (0, 1):
+        run = tmp_path / f"s{seed}"
+        args = ["train", SMOKE, f"seed={seed}", "total_steps=300", "eval.every_steps=100"]
+        assert main([*args, "--run-dir", str(run)]) == 0
+        assert (run / "eval" / "training.png").read_bytes()[:4] == b"\x89PNG"
+        runs.append(str(run))
+    out = tmp_path / "training.png"
+    assert main(["plot", *runs, "--kind", "training", "--out", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"

@@ -1,4 +1,5 @@
-"""Adaptation-curve plots: statistic against episode index k with a bootstrap interval band."""
+"""Curve plots with a bootstrap interval band: adaptation curves (statistic against episode
+index k) and training curves (evaluation points against env steps)."""
 
 from __future__ import annotations
 
@@ -44,14 +45,37 @@ def plot_adaptation(
     statistic: Literal["mean", "iqm"] = "mean",
 ) -> Path:
     """Plot return and, when given, success rate side by side against k and write a PNG."""
+    return _return_and_success(
+        curves_return, curves_success, out_path, title, statistic, "episode within trial (k)"
+    )
+
+
+def plot_training(
+    curves_return: Curves,
+    curves_success: Curves | None,
+    out_path: str | Path,
+    title: str = "",
+) -> Path:
+    """Evaluation return and success against env steps (CurvePoint.episode holds the step)."""
+    return _return_and_success(curves_return, curves_success, out_path, title, "mean", "env steps")
+
+
+def _return_and_success(
+    curves_return: Curves,
+    curves_success: Curves | None,
+    out_path: str | Path,
+    title: str,
+    statistic: str,
+    xlabel: str,
+) -> Path:
     panels = 1 if curves_success is None else 2
     fig = Figure(figsize=(_PANEL_SIZE[0] * panels, _PANEL_SIZE[1]), layout="constrained")
     # One color per label across both panels, so a run reads the same in each.
     colors = _colors({**curves_return, **(curves_success or {})})
-    _draw(fig.add_subplot(1, panels, 1), curves_return, "return", statistic, colors)
+    _draw(fig.add_subplot(1, panels, 1), curves_return, "return", statistic, colors, xlabel)
     if curves_success is not None:
         ax = fig.add_subplot(1, panels, 2)
-        _draw(ax, curves_success, "success rate", statistic, colors)
+        _draw(ax, curves_success, "success rate", statistic, colors, xlabel)
         ax.set_ylim(-0.02, 1.02)
     if title:
         fig.suptitle(title)
@@ -63,7 +87,14 @@ def _colors(curves: Curves) -> dict[str, str]:
     return {label: f"C{i % 10}" for i, label in enumerate(curves)}
 
 
-def _draw(ax: Axes, curves: Curves, ylabel: str, statistic: str, colors: Mapping[str, str]) -> None:
+def _draw(
+    ax: Axes,
+    curves: Curves,
+    ylabel: str,
+    statistic: str,
+    colors: Mapping[str, str],
+    xlabel: str = "episode within trial (k)",
+) -> None:
     """Draw each curve's statistic as a marked line over its shaded interval."""
     if not curves:
         raise ValueError(f"no curves to plot for {ylabel!r}; pass at least one label.")
@@ -81,7 +112,7 @@ def _draw(ax: Axes, curves: Curves, ylabel: str, statistic: str, colors: Mapping
         color = colors[label]
         ax.fill_between(k, [lo for lo, _ in ci], [hi for _, hi in ci], color=color, alpha=0.2)
         ax.plot(k, y, marker="o", color=color, label=label)
-    ax.set_xlabel("episode within trial (k)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(f"{ylabel} ({statistic})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)

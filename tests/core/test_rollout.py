@@ -88,6 +88,7 @@ def _valid_transitions(mode: str, steps: int = 40) -> list[tuple]:
                     bool(b.truncated[i]),
                     int(b.task_id[i]),
                     int(b.step_index[i]),
+                    float(b.success[i]),
                 )
             )
     return out
@@ -95,17 +96,18 @@ def _valid_transitions(mode: str, steps: int = 40) -> list[tuple]:
 
 def test_next_obs_at_episode_end_is_the_final_observation_not_the_reset_one():
     for row in _valid_transitions("disabled"):
-        _, obs, reward, next_obs, term, trunc, task, step = row
+        _, obs, reward, next_obs, term, trunc, task, step, success = row
         assert next_obs[1] == obs[1] + 1 == step + 1  # successor of the same episode
         assert next_obs[0] == obs[0] == task
         assert reward == step + 1
+        assert success == float(term or trunc)
         if term or trunc:
             assert next_obs[1] == 3 + task
 
 
 def test_termination_and_truncation_are_reported_separately():
     rows = _valid_transitions("disabled")
-    ends = [(task, term, trunc) for _, _, _, _, term, trunc, task, _ in rows if term or trunc]
+    ends = [(r[6], r[4], r[5]) for r in rows if r[4] or r[5]]
     assert ends and all(
         term == (task % 2 == 0) and trunc == (task % 2 == 1) for task, term, trunc in ends
     )
