@@ -90,7 +90,7 @@ def _train(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides)
     try:
-        path = runner.train(config, args.run_dir)
+        path = runner.train(config, args.run_dir, on_start=lambda p: print(f"run: {p}", flush=True))
     except runner.Interrupted as stop:
         print(f"{stop}; checkpoint written. Continue with: gmtl resume <run dir>", file=sys.stderr)
         return stop.exit_code
@@ -113,6 +113,7 @@ def _resume(args: argparse.Namespace) -> int:
         print(f"{path}: run already finished; nothing to do "
               "(pass total_steps=N to train longer)")  # fmt: skip
         return 0
+    print(f"run: {path}")
     _report(path)
     return 0
 
@@ -120,7 +121,6 @@ def _resume(args: argparse.Namespace) -> int:
 def _report(path: Path) -> None:
     summary = json.loads((path / "eval" / "summary.json").read_text())
     ret, suc = summary["return"], summary["success"]
-    print(f"run: {path}")
     print(
         f"eval on {summary['num_tasks']} {summary['split']} tasks: return k=1 {ret[0]['mean']:.3g}"
         f" (95% CI {ret[0]['mean_ci'][0]:.3g}..{ret[0]['mean_ci'][1]:.3g}),"

@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -428,8 +428,12 @@ def eval_meta(config: RunConfig, run_dir: Path, step: int) -> dict[str, Any]:
 
 
 # -- entry points used by the CLI ---------------------------------------------------------------
-def train(config: RunConfig, run_dir: str | Path | None = None) -> Path:
-    """Start a new run; returns its directory."""
+def train(
+    config: RunConfig,
+    run_dir: str | Path | None = None,
+    on_start: Callable[[Path], None] | None = None,
+) -> Path:
+    """Start a new run; returns its directory (`on_start` hears it before training begins)."""
     distribution = config.env.build()
     path = new_run_dir(config, run_dir)
     (path / "config.yaml").write_text(config.dump_yaml())
@@ -437,6 +441,8 @@ def train(config: RunConfig, run_dir: str | Path | None = None) -> Path:
     (path / "tasks.json").write_text(tasks_to_json(splits))
     (path / "versions.json").write_text(json.dumps(versions(), indent=2))
     run = _build_run(config, path, distribution)
+    if on_start is not None:
+        on_start(path)
     run.train()
     return path
 
