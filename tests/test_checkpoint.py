@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from trees import assert_tree_equal
 
 from gmtl_rl import checkpoint
 from gmtl_rl.errors import CheckpointError
@@ -41,25 +42,6 @@ def run_state() -> dict:
         "history": [np.zeros((2, 2), np.float32), {"returns": np.array([1.5, -2.0])}],
         "logger": {"rows": 12, "name": "metrics.csv"},
     }
-
-
-def assert_tree_equal(a, b, where="root"):
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype, where
-        assert torch.equal(a, b), where
-    elif isinstance(a, np.ndarray):
-        assert isinstance(b, np.ndarray) and a.dtype == b.dtype, where
-        np.testing.assert_array_equal(a, b, err_msg=where)
-    elif isinstance(a, dict):
-        assert set(a) == set(b), where
-        for k in a:
-            assert_tree_equal(a[k], b[k], f"{where}/{k}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_tree_equal(x, y, f"{where}/{i}")
-    else:
-        assert a == b, where
 
 
 def test_agent_tensors_and_optimizer_state_round_trip(tmp_path):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
+from trees import assert_tree_equal
 
 from gmtl_rl import checkpoint
 from gmtl_rl.cli import main
@@ -17,21 +17,6 @@ SMOKE = str(Path(__file__).parent.parent / "configs" / "smoke" / "sac_point_robo
 
 def _final_agent(run_dir: Path) -> dict:
     return checkpoint.load_latest(run_dir / "checkpoints").agent["agent"]
-
-
-def _assert_same_tensors(a, b, path="agent"):
-    if isinstance(a, torch.Tensor):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=path)
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), path
-        for k in a:
-            _assert_same_tensors(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _assert_same_tensors(x, y, f"{path}[{i}]")
-    else:
-        assert a == b, path
 
 
 def test_split_run_resumed_in_a_new_process_matches_the_straight_run(tmp_path):
@@ -49,7 +34,7 @@ def test_split_run_resumed_in_a_new_process_matches_the_straight_run(tmp_path):
     assert done.returncode == 0, done.stderr
     straight, resumed = _final_agent(tmp_path / "straight"), _final_agent(split)
     assert straight["updates"] == resumed["updates"] > 0
-    _assert_same_tensors(straight, resumed)
+    assert_tree_equal(straight, resumed, atol=1e-6)
 
 
 def test_metrics_log_is_cut_back_to_the_checkpoint_on_resume(tmp_path):
