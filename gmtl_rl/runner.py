@@ -37,6 +37,7 @@ from gmtl_rl.envs.task import Task, TaskDistribution, tasks_from_json, tasks_to_
 from gmtl_rl.errors import CheckpointError, ConfigError, UsageError
 from gmtl_rl.evaluation.adaptation import AdaptationRow, run_adaptation, write_report
 from gmtl_rl.evaluation.training import read_eval_points, write_training_plot
+from gmtl_rl.progress import progress_bar
 
 RESUMABLE_KEYS = ("total_steps", "eval.", "checkpoint.", "logging.")
 
@@ -286,7 +287,7 @@ class OffPolicyRun:
         self._last_log = (c.env_steps, self._start_wall)
         previous = _install_signal_handlers(self._on_signal)
         try:
-            with _Progress(cfg.total_steps, c.env_steps, cfg.experiment) as advance:
+            with progress_bar(cfg.total_steps, c.env_steps, cfg.experiment, "steps") as advance:
                 while c.env_steps < cfg.total_steps:
                     warm = c.env_steps < agent_cfg.learning_starts
                     batch = self.sampler.step(self.warmup_policy if warm else self.agent)
@@ -580,50 +581,3 @@ def _install_signal_handlers(callback: Any) -> dict[int, Any]:
 def _restore_signal_handlers(previous: dict[int, Any]) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)
-
-
-class _Progress:
-    """A rich progress bar (steps/s, ETA) on a terminal; silent otherwise."""
-
-    def __init__(self, total: int, done: int, label: str) -> None:
-        self.total, self.done, self.label = total, done, label
-        self.bar: Any = None
-
-    def __enter__(self) -> Any:
-        if sys.stderr.isatty():
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TaskProgressColumn,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )  # fmt: skip
-
-            self.bar = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TaskProgressColumn(),
-                TextColumn("{task.fields[rate]} steps/s"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                transient=False,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task(
-                self.label, total=self.total, completed=self.done, rate="-"
-            )
-            self._t0, self._s0 = time.perf_counter(), self.done
-
-        def advance(steps: int) -> None:
-            if self.bar is not None:
-                rate = (steps - self._s0) / max(time.perf_counter() - self._t0, 1e-9)
-                self.bar.update(self.task, completed=steps, rate=f"{rate:,.0f}")
-
-        return advance
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()

@@ -20,10 +20,12 @@ import numpy as np
 import torch
 
 from gmtl_rl.core.policy import Policy
+from gmtl_rl.core.records import EpisodeRecord
 from gmtl_rl.core.rollout import FixedTaskSchedule, RolloutSampler
 from gmtl_rl.envs.task import Task, TaskDistribution
 from gmtl_rl.evaluation.plots import plot_adaptation
 from gmtl_rl.evaluation.stats import CurvePoint, curve_from_json, summarize_curve
+from gmtl_rl.progress import progress_bar
 
 CSV_COLUMNS = [
     "run",
@@ -76,13 +78,15 @@ def run_adaptation(
         seed=seed,
         episodes_per_trial=episodes,
     )
-    records = []
+    records: list[EpisodeRecord] = []
+    total = len(queue) * episodes
     # Stochastic policies draw from torch's RNG: fork it so evaluating never shifts training.
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), progress_bar(total, 0, "eval", "episodes") as advance:
         torch.manual_seed(seed)
         while not sampler.all_idle:
             sampler.step(policy, deterministic=deterministic)
             records.extend(sampler.pop_finished())
+            advance(len(records))
     sampler.close()
     # The queue is consumed in order, so the r-th trial of a task (by trial id) is repeat r.
     trials_of_task: dict[int, list[int]] = defaultdict(list)
