@@ -294,7 +294,9 @@ class OffPolicyRun:
                     self.replay.add(batch)
                     n = int(batch.valid.sum())
                     c.env_steps += n
-                    self._episode_window.extend(self.sampler.pop_finished())
+                    finished = self.sampler.pop_finished()
+                    c.episodes += len(finished)
+                    self._episode_window.extend(finished)
                     if c.env_steps >= agent_cfg.learning_starts and len(self.replay) > 0:
                         c.update_debt += n * agent_cfg.updates_per_step
                         while c.update_debt >= 1.0:
@@ -351,7 +353,7 @@ class OffPolicyRun:
         values: dict[str, float] = {
             "time_s": now - self._start_wall,
             "steps_per_s": (c.env_steps - last_steps) / max(now - last_time, 1e-9),
-            "episodes": c.episodes + len(self._episode_window),
+            "episodes": c.episodes,
             "updates": c.updates,
         }
         self._last_log = (c.env_steps, now)
@@ -360,7 +362,6 @@ class OffPolicyRun:
             values["train_return"] = float(np.mean([e.episode_return for e in eps]))
             values["train_success"] = float(np.mean([e.success for e in eps]))
             values["train_length"] = float(np.mean([e.length for e in eps]))
-            c.episodes += len(eps)
             self._episode_window = []
         if self._update_count:
             for key, total in self._update_sums.items():
