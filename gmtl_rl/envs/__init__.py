@@ -5,6 +5,7 @@ from gmtl_rl.envs import four_rooms as _four_rooms  # noqa: F401
 from gmtl_rl.envs import pearl_mujoco as _pearl_mujoco  # noqa: F401
 from gmtl_rl.envs import plugin as _plugin  # noqa: F401
 from gmtl_rl.envs import point_robot as _point_robot  # noqa: F401
+from gmtl_rl.envs import robotics as _robotics  # noqa: F401
 from gmtl_rl.envs.registry import build, families, family, make, register_family
 from gmtl_rl.envs.task import (
     FamilyOptions,
