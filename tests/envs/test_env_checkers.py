@@ -19,14 +19,22 @@ EXAMPLE = Path(__file__).parents[2] / "configs" / "examples" / "plugin_swimmer.y
 REQUIRED_OPTIONS: dict[str, dict[str, Any]] = {
     "gym": {k: v for k, v in yaml.safe_load(EXAMPLE.read_text())["env"].items() if k != "name"},
 }
-VARIANTS: list[tuple[str, dict[str, Any]]] = [
-    (name, REQUIRED_OPTIONS.get(name, {})) for name in families()
-] + [("point-robot", {"observe_goal": True}), ("sparse-point-robot", {"observe_goal": True})]
+# Benchmarks whose construction alone takes ~20-35 s on 2 cores run only without `-m "not slow"`.
+SLOW = {"metaworld/MT50", "metaworld/ML45"}
+VARIANTS = [
+    pytest.param(
+        name, REQUIRED_OPTIONS.get(name, {}), id=name, marks=[pytest.mark.slow] * (name in SLOW)
+    )
+    for name in families()
+] + [
+    pytest.param("point-robot", {"observe_goal": True}, id="point-robot-observe_goal"),
+    pytest.param(
+        "sparse-point-robot", {"observe_goal": True}, id="sparse-point-robot-observe_goal"
+    ),
+]
 
 
-@pytest.mark.parametrize(
-    ("name", "options"), VARIANTS, ids=[f"{n}{o and '-' + ','.join(o)[:20]}" for n, o in VARIANTS]
-)
+@pytest.mark.parametrize(("name", "options"), VARIANTS)
 def test_family_passes_gymnasium_and_sb3_env_checkers(name, options):
     dist = build(name, options)
     with warnings.catch_warnings():

@@ -1,0 +1,312 @@
+"""Meta-World 3.1.1 benchmarks (Yu et al. 2019; Meta-World+ 2025) as task families.
+
+Tasks are the benchmark's goal variations (50 per class). The benchmark is built through its
+class (`metaworld.MT10(seed=...)`), never the `Meta-World/ML1-train` gym id (in 3.1.1 that id
+returns the test split), once per (benchmark, task name, seed) per process. `metaworld` is
+imported lazily: it costs ~1 s (scipy), which `import gmtl_rl.envs` should not pay.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import gymnasium as gym
+import numpy as np
+from pydantic import Field
+
+from gmtl_rl.envs.registry import register_family
+from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution
+from gmtl_rl.errors import ConfigError, unknown_name
+
+if TYPE_CHECKING:
+    from metaworld import Benchmark
+    from metaworld import Task as MWTask
+    from metaworld.sawyer_xyz_env import SawyerXYZEnv
+
+MAX_PATH_LENGTH = 500  # SawyerXYZEnv.max_path_length: step() raises once it is reached
+GOALS_PER_CLASS = 50  # metaworld._N_GOALS
+
+# (benchmark, task name or None, seed) -> benchmark; construction takes 0.6-20 s.
+_BENCHMARKS: dict[tuple[str, str | None, int], Benchmark] = {}
+
+
+def v3_task_names() -> list[str]:
+    """The 50 Meta-World v3 class names (`reach-v3`, ...)."""
+    return list(importlib.import_module("metaworld.env_dict").ALL_V3_ENVIRONMENTS)
+
+
+def benchmark(kind: str, task_name: str | None, seed: int) -> Benchmark:
+    """The Meta-World benchmark `kind` ("MT10", "ML1", ...), built once per process."""
+    key = (kind, task_name, seed)
+    if key not in _BENCHMARKS:
+        cls = getattr(importlib.import_module("metaworld"), kind)
+        _BENCHMARKS[key] = cls(task_name, seed=seed) if task_name else cls(seed=seed)
+    return _BENCHMARKS[key]
+
+
+class MetaWorldOptions(FamilyOptions):
+    seed: int = Field(0, description="benchmark seed: fixes the goal variations of every class")
+    reward_version: Literal["v1", "v2"] = Field(
+        "v2", description="Meta-World reward function (env kwarg); record it with every result"
+    )
+    max_tasks_per_class: int | None = Field(
+        None, ge=1, le=GOALS_PER_CLASS, description="keep the first k goal variations per class"
+    )
+    horizon: int = Field(
+        MAX_PATH_LENGTH, ge=1, le=MAX_PATH_LENGTH, description="episode length (Meta-World: 500)"
+    )
+
+
+class MTOptions(MetaWorldOptions):
+    one_hot: bool = Field(False, description="append a one-hot of the task class to observations")
+
+
+class MT1Options(MTOptions):
+    task_name: str = Field("reach-v3", description="the Meta-World v3 class, e.g. reach-v3")
+
+
+class MLOptions(MetaWorldOptions):
+    meta_batch_size: int = Field(
+        20, ge=1, description="tasks per meta-batch: a multiple of the train classes"
+    )
+
+
+class ML1Options(MLOptions):
+    task_name: str = Field("reach-v3", description="the Meta-World v3 class, e.g. reach-v3")
+    meta_batch_size: int = Field(10, ge=1, description="tasks per meta-batch: divides the goals")
+
+
+class ML45Options(MLOptions):
+    meta_batch_size: int = Field(45, ge=1, description="tasks per meta-batch: a multiple of 45")
+
+
+class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
+    """A Meta-World env that can be set to any task of its family, whatever its class.
+
+    A Meta-World env object is one class for life, so this holds one inner env per class it
+    has visited (built lazily, ~0.1 s each) and swaps the active one at the next reset.
+    Observations are cast from float64 to float32 (our replay stores float32).
+    Example: `env = make("metaworld/MT10").make_env(task); env.reset(seed=0)`.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium convention)
+
+    def __init__(self, family: MetaWorldFamily, task: Task) -> None:
+        self.family = family
+        self.task = task
+        self._pending: Task | None = task
+        self._inner: SawyerXYZEnv | None = None
+        self._envs: dict[str, SawyerXYZEnv] = {}
+        self._applied: dict[str, Task] = {}  # class -> task its inner env is set to
+        self._t = 0
+        self._horizon = min(family.options.horizon, MAX_PATH_LENGTH)
+        n = len(family.class_names) if getattr(family.options, "one_hot", False) else 0
+        self._one_hot = np.eye(n, dtype=np.float32)
+        # The inner env's own observation_space is stale after set_task switches observability
+        # (it is cached at construction, goal bounds [0, 0]), so build ours from the task's.
+        probe = self._env(task)
+        space = probe.sawyer_observation_space
+        low, high = space.low.astype(np.float32), space.high.astype(np.float32)
+        if not family.meta:
+            # Goal bounds differ per class (each class's goal_space); one env serves them all.
+            low[-3:], high[-3:] = -np.inf, np.inf
+        low = np.concatenate([low, np.zeros(n, np.float32)])
+        high = np.concatenate([high, np.ones(n, np.float32)])
+        self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
+
+    def _env(self, task: Task) -> SawyerXYZEnv:
+        """The inner env of `task`'s class, set to `task` (set_task must precede reset)."""
+        name = task["env_name"]
+        if name not in self._envs:
+            cls = self.family.env_classes[name]
+            self._envs[name] = cls(reward_function_version=self.family.options.reward_version)
+        env = self._envs[name]
+        if self._applied.get(name) != task:
+            env.set_task(self.family.mw_task(task))
+            self._applied[name] = task
+        return env
+
+    def set_task(self, task: Task) -> None:
+        """Switch to `task` at the next reset (the episode in flight keeps its task)."""
+        self.family.mw_task(task)  # fail now, not at reset, on a task of another family
+        self._pending = task
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        if self._pending is not None:
+            self.task, self._pending = self._pending, None
+        self._inner = self._env(self.task)
+        if seed is not None:
+            self._inner.seed(seed)  # SawyerXYZEnv.reset ignores its seed argument
+        obs, info = self._inner.reset()
+        self._t = 0
+        return self._obs(obs), info
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._inner is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        obs, reward, terminated, truncated, info = self._inner.step(action)
+        self._t += 1
+        # The sim-instability branch of SawyerXYZEnv.step reports success as bool False.
+        info["success"] = float(info["success"])
+        truncated = bool(truncated) or self._t >= self._horizon
+        return self._obs(obs), float(reward), bool(terminated), truncated, info
+
+    def _obs(self, obs: np.ndarray) -> np.ndarray:
+        obs = obs.astype(np.float32)
+        if len(self._one_hot):
+            obs = np.concatenate([obs, self._one_hot[self.task["class_index"]]])
+        return obs
+
+    def close(self) -> None:
+        for env in self._envs.values():
+            env.close()
+        self._envs.clear()
+        self._applied.clear()
+        self._inner = None
+
+
+class MetaWorldFamily(TaskDistribution):
+    """Tasks = goal variations of a Meta-World benchmark's classes.
+
+    `class_names` lists the train classes, then the test classes not among them; a task's
+    `class_index` indexes it (MT agents use it as the class id for per-class heads).
+    """
+
+    kind: ClassVar[str]  # the metaworld benchmark class
+    meta: ClassVar[bool]  # ML: goals hidden, test classes or goals held out
+    options: Any
+
+    def __init__(self, options: FamilyOptions) -> None:
+        super().__init__(options)
+        o = self.options
+        task_name = getattr(o, "task_name", None)
+        if task_name is not None and task_name not in v3_task_names():
+            raise unknown_name("Meta-World v3 task", task_name, v3_task_names(), "env.task_name")
+        bench = benchmark(self.kind, task_name, o.seed)
+        self.env_classes: dict[str, type[SawyerXYZEnv]] = dict(bench.train_classes)
+        if self.meta:
+            self.env_classes.update(bench.test_classes)
+        self.class_names: list[str] = list(self.env_classes)
+        self._mw: dict[tuple[str, int, int], MWTask] = {}
+        self._train = self._enumerate(bench.train_tasks, o.seed)
+        if self.meta:
+            # metaworld.ML1 draws its test goals with seed + 1; ML10/ML45 use held-out classes.
+            test_seed = o.seed + 1 if task_name is not None else o.seed
+            self._test = self._enumerate(bench.test_tasks, test_seed)
+            self._check_meta_batch_size(len(bench.train_classes))
+        else:
+            self._test = list(self._train)  # MT evaluation is on the training goals
+
+    def _enumerate(self, mw_tasks: list[MWTask], goal_seed: int) -> list[Task]:
+        # `goal_seed` is part of the task: ML1's train and test goals share class and variation
+        # index (deviation from a (env_name, variation) key), and seeds must not compare equal.
+        cap = self.options.max_tasks_per_class or GOALS_PER_CLASS
+        seen: dict[str, int] = {}
+        tasks: list[Task] = []
+        for mw in mw_tasks:
+            k = seen[mw.env_name] = seen.get(mw.env_name, -1) + 1
+            if k >= cap:
+                continue
+            self._mw[(mw.env_name, goal_seed, k)] = mw
+            index = self.class_names.index(mw.env_name)
+            tasks.append(
+                Task.create(
+                    self.name,
+                    len(tasks),
+                    env_name=mw.env_name,
+                    variation=k,
+                    class_index=index,
+                    goal_seed=goal_seed,
+                )
+            )
+        return tasks
+
+    def _check_meta_batch_size(self, n_classes: int) -> None:
+        # metaworld._make_ml_envs_inner asserts both: meta-batches cover every train class
+        # equally, and each class's goals split into meta_batch_size / n_classes equal groups.
+        mbs = self.options.meta_batch_size
+        goals = self.options.max_tasks_per_class or GOALS_PER_CLASS
+        if mbs % n_classes == 0 and goals % (mbs // n_classes) == 0:
+            return
+        valid = [n_classes * d for d in range(1, goals + 1) if goals % d == 0]
+        raise ConfigError(
+            f"env.meta_batch_size: {mbs} cannot spread over {n_classes} train class(es) with "
+            f"{goals} goals each: it must be {n_classes} × a divisor of {goals} so every class "
+            f"gets the same number of goals and each class's goals split evenly; "
+            f"valid: {', '.join(map(str, valid))}"
+        )
+
+    def mw_task(self, task: Task) -> MWTask:
+        """The metaworld.Task (with its pickled goal blob) behind one of our tasks."""
+        key = (task["env_name"], task["goal_seed"], task["variation"])
+        if task.family != self.name or key not in self._mw:
+            raise ValueError(f"{self.name}: task {task} is not a task of this distribution")
+        return self._mw[key]
+
+    @property
+    def horizon(self) -> int | None:
+        return int(self.options.horizon)
+
+    def make_env(self, task: Task | None = None) -> gym.Env:
+        return MetaWorldTaskEnv(self, task or self._train[0])
+
+    def set_task(self, env: gym.Env, task: Task) -> None:
+        inner: Any = env
+        while not isinstance(inner, MetaWorldTaskEnv):
+            if not isinstance(inner, gym.Wrapper):
+                raise TypeError(f"{self.name}: {env} has no MetaWorldTaskEnv; use make_env")
+            inner = inner.env
+        inner.set_task(task)
+
+
+@register_family
+class MT1(MetaWorldFamily):
+    name = "metaworld/MT1"
+    description = "Meta-World MT1: 50 observable goals of one v3 class (train = test)"
+    Options = MT1Options
+    kind, meta = "MT1", False
+
+
+@register_family
+class MT10(MetaWorldFamily):
+    name = "metaworld/MT10"
+    description = "Meta-World MT10: 10 classes × 50 observable goals (train = test)"
+    Options = MTOptions
+    kind, meta = "MT10", False
+
+
+@register_family
+class MT50(MetaWorldFamily):
+    name = "metaworld/MT50"
+    description = "Meta-World MT50: 50 classes × 50 observable goals (train = test); ~19 s build"
+    Options = MTOptions
+    kind, meta = "MT50", False
+
+
+@register_family
+class ML1(MetaWorldFamily):
+    name = "metaworld/ML1"
+    description = "Meta-World ML1: one v3 class, 50 hidden train goals, 50 test goals (seed + 1)"
+    Options = ML1Options
+    kind, meta = "ML1", True
+
+
+@register_family
+class ML10(MetaWorldFamily):
+    name = "metaworld/ML10"
+    description = "Meta-World ML10: 10 train classes, 5 held-out test classes, goals hidden"
+    Options = MLOptions
+    kind, meta = "ML10", True
+
+
+@register_family
+class ML45(MetaWorldFamily):
+    name = "metaworld/ML45"
+    description = "Meta-World ML45: 45 train, 5 held-out test classes, goals hidden; ~19 s build"
+    Options = ML45Options
+    kind, meta = "ML45", True
