@@ -170,6 +170,16 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         self._inner = None
 
 
+def _listing(split: str) -> dict[str, str]:
+    """`gmtl envs` row for default options: every v3 class has these spaces (checked in tests)."""
+    return {
+        "split": split,
+        "horizon": str(MAX_PATH_LENGTH),
+        "observation": "Box(39,)",
+        "action": "Box(4,)",
+    }
+
+
 class MetaWorldFamily(TaskDistribution):
     """Tasks = goal variations of a Meta-World benchmark's classes.
 
@@ -270,6 +280,7 @@ class MT1(MetaWorldFamily):
     description = "Meta-World MT1: 50 observable goals of one v3 class (train = test)"
     Options = MT1Options
     kind, meta = "MT1", False
+    listing = _listing("50/50")
 
 
 @register_family
@@ -278,6 +289,7 @@ class MT10(MetaWorldFamily):
     description = "Meta-World MT10: 10 classes × 50 observable goals (train = test)"
     Options = MTOptions
     kind, meta = "MT10", False
+    listing = _listing("500/500")
 
 
 @register_family
@@ -286,6 +298,7 @@ class MT50(MetaWorldFamily):
     description = "Meta-World MT50: 50 classes × 50 observable goals (train = test); ~19 s build"
     Options = MTOptions
     kind, meta = "MT50", False
+    listing = _listing("2500/2500")
 
 
 @register_family
@@ -294,6 +307,7 @@ class ML1(MetaWorldFamily):
     description = "Meta-World ML1: one v3 class, 50 hidden train goals, 50 test goals (seed + 1)"
     Options = ML1Options
     kind, meta = "ML1", True
+    listing = _listing("50/50")
 
 
 @register_family
@@ -302,6 +316,7 @@ class ML10(MetaWorldFamily):
     description = "Meta-World ML10: 10 train classes, 5 held-out test classes, goals hidden"
     Options = MLOptions
     kind, meta = "ML10", True
+    listing = _listing("500/250")
 
 
 @register_family
@@ -310,3 +325,4 @@ class ML45(MetaWorldFamily):
     description = "Meta-World ML45: 45 train, 5 held-out test classes, goals hidden; ~19 s build"
     Options = ML45Options
     kind, meta = "ML45", True
+    listing = _listing("2250/250")

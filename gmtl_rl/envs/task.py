@@ -101,6 +101,9 @@ class TaskDistribution(ABC):
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     Options: ClassVar[type[FamilyOptions]] = FamilyOptions
+    # What `gmtl envs` shows without building the family (for families slow to build): keys
+    # split ("train/test"), horizon, observation, action; a test checks it against a build.
+    listing: ClassVar[dict[str, str] | None] = None
 
     def __init__(self, options: FamilyOptions) -> None:
         self.options = options

@@ -43,3 +43,25 @@ def test_family_passes_gymnasium_and_sb3_env_checkers(name, options):
             task = dist.tasks(split)[0]
             gym_check_env(dist.make_env(task), skip_render_check=True)
             sb3_check_env(dist.make_env(task))
+
+
+LISTED = [
+    pytest.param(name, id=name, marks=[pytest.mark.slow] * (name in SLOW))
+    for name, cls in families().items()
+    if cls.listing is not None
+]
+
+
+@pytest.mark.parametrize("name", LISTED)
+def test_static_listing_matches_the_built_family(name):
+    from gmtl_rl.cli import _space
+
+    dist = build(name, {})
+    env = dist.make_env()
+    listing = type(dist).listing
+    assert listing == {
+        "split": f"{len(dist.train_tasks())}/{len(dist.test_tasks())}",
+        "horizon": str(dist.horizon),
+        "observation": _space(env.observation_space),
+        "action": _space(env.action_space),
+    }
