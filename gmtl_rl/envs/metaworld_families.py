@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import Field
 
 from gmtl_rl.envs.registry import register_family
-from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution
+from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution, find_layer
 from gmtl_rl.errors import ConfigError, unknown_name
 
 if TYPE_CHECKING:
@@ -266,12 +266,7 @@ class MetaWorldFamily(TaskDistribution):
         return MetaWorldTaskEnv(self, task or self._train[0])
 
     def set_task(self, env: gym.Env, task: Task) -> None:
-        inner: Any = env
-        while not isinstance(inner, MetaWorldTaskEnv):
-            if not isinstance(inner, gym.Wrapper):
-                raise TypeError(f"{self.name}: {env} has no MetaWorldTaskEnv; use make_env")
-            inner = inner.env
-        inner.set_task(task)
+        find_layer(env, MetaWorldTaskEnv, self.name).set_task(task)
 
 
 @register_family

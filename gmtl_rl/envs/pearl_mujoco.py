@@ -18,7 +18,7 @@ from pydantic import Field
 
 from gmtl_rl.envs.plugin import ExpUniform, GymFamily, GymOptions, ParameterSpec
 from gmtl_rl.envs.registry import register_family
-from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution
+from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution, find_layer
 from gmtl_rl.errors import ConfigError
 
 HORIZON = 200  # oyster configs: max_path_length 200 for every MuJoCo family
@@ -77,15 +77,6 @@ def _ctrl(weight: float, action: np.ndarray) -> float:
     return -weight * float(np.dot(action, action))
 
 
-def _find(env: gym.Env, cls: type[Any], family: str) -> Any:
-    inner: Any = env
-    while not isinstance(inner, cls):
-        if not isinstance(inner, gym.Wrapper):
-            raise TypeError(f"{family}: {env} has no {cls.__name__}; build it with make_env")
-        inner = inner.env
-    return inner
-
-
 class PearlOptions(FamilyOptions):
     horizon: int = Field(HORIZON, ge=1, description="episode length (truncation)")
 
@@ -128,7 +119,7 @@ class _PearlFamily(TaskDistribution):
         return PearlRewardWrapper(env, self.reward, task or self._train[0])
 
     def set_task(self, env: gym.Env, task: Task) -> None:
-        _find(env, PearlRewardWrapper, self.name).set_task(task)
+        find_layer(env, PearlRewardWrapper, self.name).set_task(task)
 
 
 class CheetahVelOptions(SampledOptions):

@@ -16,7 +16,7 @@ from gymnasium.envs.registration import EnvSpec
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gmtl_rl.envs.registry import register_family
-from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution
+from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution, find_layer
 from gmtl_rl.errors import ConfigError
 
 RewardFn = Callable[[Any, Any, Any, float, dict[str, Any], Task], float]
@@ -357,9 +357,4 @@ class GymFamily(TaskDistribution):
         )
 
     def set_task(self, env: gym.Env, task: Task) -> None:
-        inner: Any = env
-        while not isinstance(inner, TaskParameterWrapper):
-            if not isinstance(inner, gym.Wrapper):
-                raise TypeError(f"{self.name}: {env} has no TaskParameterWrapper; use make_env")
-            inner = inner.env
-        inner.set_task(task)
+        find_layer(env, TaskParameterWrapper, self.name).set_task(task)

@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import Field
 
 from gmtl_rl.envs.registry import register_family
-from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution
+from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution, find_layer
 from gmtl_rl.errors import ConfigError
 
 # gymnasium_robotics 1.4.2 prints a farama_notifications note about Adroit rewards to stderr at
@@ -112,15 +112,6 @@ class GoalCellWrapper(_GoalTaskWrapper):
         return obs, self._success(info, "success")
 
 
-def _find(env: gym.Env, cls: type[_GoalTaskWrapper], family: str) -> _GoalTaskWrapper:
-    inner: Any = env
-    while not isinstance(inner, cls):
-        if not isinstance(inner, gym.Wrapper):
-            raise TypeError(f"{family}: {env} has no {cls.__name__}; build it with make_env")
-        inner = inner.env
-    return inner
-
-
 class _SplitOptions(FamilyOptions):
     n_train: int = Field(50, ge=1, description="train goals")
     n_test: int = Field(20, ge=1, description="held-out test goals")
@@ -170,7 +161,7 @@ class _FetchFamily(TaskDistribution):
         return FixedGoalWrapper(env, task or self._train[0], fixed=o.goals == "fixed")
 
     def set_task(self, env: gym.Env, task: Task) -> None:
-        _find(env, FixedGoalWrapper, self.name).set_task(task)
+        find_layer(env, FixedGoalWrapper, self.name).set_task(task)
 
 
 @register_family
@@ -276,7 +267,7 @@ class _MazeFamily(TaskDistribution):
         return GoalCellWrapper(env, task or self._train[0], reset_cell)  # type: ignore[arg-type]
 
     def set_task(self, env: gym.Env, task: Task) -> None:
-        _find(env, GoalCellWrapper, self.name).set_task(task)
+        find_layer(env, GoalCellWrapper, self.name).set_task(task)
 
 
 @register_family

@@ -6,7 +6,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import gymnasium as gym
 import numpy as np
@@ -142,6 +142,19 @@ class TaskDistribution(ABC):
         """`n` train tasks drawn uniformly with replacement."""
         tasks = self.train_tasks()
         return [tasks[i] for i in rng.integers(len(tasks), size=n)]
+
+
+L = TypeVar("L")
+
+
+def find_layer(env: gym.Env, cls: type[L], family: str) -> L:
+    """The first layer of `env`'s wrapper chain that is a `cls` (TypeError if none is)."""
+    inner: Any = env
+    while not isinstance(inner, cls):
+        if not isinstance(inner, gym.Wrapper):
+            raise TypeError(f"{family}: {env} has no {cls.__name__}; build it with make_env")
+        inner = inner.env
+    return inner
 
 
 def is_goal_env(env: gym.Env) -> bool:
