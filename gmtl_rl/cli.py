@@ -17,7 +17,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
-from gmtl_rl.errors import UsageError
+from gmtl_rl.errors import NumericalFault, UsageError
 
 EPILOG = "Docs: README.md. Every config key can be overridden as key.sub=value after CONFIG."
 
@@ -79,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         print(f"gmtl {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except NumericalFault as fault:
+        print(f"gmtl {args.command}: numerical fault: {fault}", file=sys.stderr)
+        return fault.exit_code
     except KeyboardInterrupt:
         print("gmtl: interrupted", file=sys.stderr)
         return 130

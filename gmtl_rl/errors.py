@@ -18,6 +18,12 @@ class CheckpointError(UsageError):
     """A checkpoint or run directory is missing, incomplete, corrupt or tampered with."""
 
 
+class NumericalFault(Exception):
+    """Training produced a non-finite loss or parameter; the last good checkpoint is kept."""
+
+    exit_code = 3
+
+
 def unknown_name(kind: str, name: str, valid: Iterable[str], where: str = "") -> UsageError:
     """An error for an unknown registry name, listing valid names with the closest first."""
     valid = sorted(valid)

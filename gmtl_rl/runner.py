@@ -34,7 +34,7 @@ from gmtl_rl.core.records import EnvSpec, EpisodeRecord
 from gmtl_rl.core.replay import SAMPLERS, ReplayBatch, ReplaySampler, ReplayStorage
 from gmtl_rl.core.rollout import RolloutSampler, UniformTaskSchedule
 from gmtl_rl.envs.task import Task, TaskDistribution, tasks_from_json, tasks_to_json
-from gmtl_rl.errors import CheckpointError, ConfigError, UsageError
+from gmtl_rl.errors import CheckpointError, ConfigError, NumericalFault, UsageError
 from gmtl_rl.evaluation.adaptation import AdaptationRow, run_adaptation, write_report
 from gmtl_rl.evaluation.training import read_eval_points, write_training_plot
 from gmtl_rl.progress import progress_bar
@@ -229,6 +229,9 @@ class OffPolicyRun:
     def save_checkpoint(self) -> Path:
         c = self.counters
         agent_state = {"agent": self.agent.state_dict(), "torch_rng": torch.get_rng_state()}
+        bad = _non_finite_tensors(agent_state["agent"])
+        if bad:  # never replace a good checkpoint with a broken one
+            raise self._fault(f"non-finite values in {', '.join(bad[:3])}")
         py_version, py_state, py_gauss = random.getstate()
         state = {
             "counters": asdict(c),
@@ -317,11 +320,38 @@ class OffPolicyRun:
 
     def _update(self, batch_size: int) -> None:
         rows = self.replay_sampler.rows(self.replay, batch_size, self.replay_rng)
-        result = self.agent.update(self.replay.batch(rows))
+        batch = self.replay.batch(rows)
+        result = self.agent.update(batch)
         self.counters.updates += 1
-        for key, value in self.agent.metrics(result).items():
+        metrics = self.agent.metrics(result)
+        bad = [key for key, value in metrics.items() if not np.isfinite(value)]
+        if bad:  # the losses are computed anyway, so this check is free on every update
+            raise self._fault(f"{', '.join(bad)} became non-finite", batch)
+        for key, value in metrics.items():
             self._update_sums[key] = self._update_sums.get(key, 0.0) + value
         self._update_count += 1
+
+    def _fault(self, what: str, batch: ReplayBatch | None = None) -> NumericalFault:
+        """Stop: save the offending batch beside the run; checkpoints stay the last good ones."""
+        c = self.counters
+        where = f" (batch saved to {self._save_batch(batch)})" if batch is not None else ""
+        latest = checkpoint.list_checkpoints(self.run_dir / "checkpoints")
+        kept = f"last good checkpoint: {latest[-1]}" if latest else "no checkpoint was written"
+        return NumericalFault(
+            f"training stopped at env step {c.env_steps}, update {c.updates}: {what}{where}; {kept}"
+        )
+
+    def _save_batch(self, batch: ReplayBatch) -> Path:
+        path = self.run_dir / "faults" / f"batch-update-{self.counters.updates}.npz"
+        path.parent.mkdir(exist_ok=True)
+        arrays: dict[str, np.ndarray] = {}
+        for name, value in batch._asdict().items():
+            if isinstance(value, dict):
+                arrays.update({f"{name}.{k}": v for k, v in value.items()})
+            else:
+                arrays[name] = value
+        np.savez(path, **arrays)  # type: ignore[arg-type]
+        return path
 
     def _reset_schedule(self) -> None:
         """Next env step at which to log, evaluate, checkpoint (derived, so never saved)."""
@@ -539,6 +569,18 @@ def _build_run(config: RunConfig, path: Path, distribution: TaskDistribution) ->
 
 
 # -- helpers --------------------------------------------------------------------------------
+def _non_finite_tensors(tree: Any, path: str = "agent") -> list[str]:
+    """Paths of floating tensors in a state tree that hold NaN or inf."""
+    if isinstance(tree, torch.Tensor):
+        bad = tree.is_floating_point() and not bool(torch.isfinite(tree).all())
+        return [path] if bad else []
+    if isinstance(tree, dict):
+        return [p for k, v in tree.items() for p in _non_finite_tensors(v, f"{path}.{k}")]
+    if isinstance(tree, list | tuple):
+        return [p for i, v in enumerate(tree) for p in _non_finite_tensors(v, f"{path}[{i}]")]
+    return []
+
+
 def _next_multiple(step: int, every: int) -> int | float:
     """The first multiple of `every` after `step`; never, when `every` is 0."""
     return (step // every + 1) * every if every > 0 else float("inf")
