@@ -124,10 +124,12 @@ def _resume(args: argparse.Namespace) -> int:
 def _report(path: Path) -> None:
     summary = json.loads((path / "eval" / "summary.json").read_text())
     ret, suc = summary["return"], summary["success"]
+    first, last = ret[0], ret[-1]
+    later = f", k={last['episode']} {last['mean']:.3g}" if len(ret) > 1 else ""
     print(
-        f"eval on {summary['num_tasks']} {summary['split']} tasks: return k=1 {ret[0]['mean']:.3g}"
-        f" (95% CI {ret[0]['mean_ci'][0]:.3g}..{ret[0]['mean_ci'][1]:.3g}),"
-        f" k={ret[-1]['episode']} {ret[-1]['mean']:.3g}; success {suc[-1]['mean']:.2f}"
+        f"eval on {summary['num_tasks']} {summary['split']} tasks: return k=1 {first['mean']:.3g}"
+        f" (95% CI {first['mean_ci'][0]:.3g}..{first['mean_ci'][1]:.3g}){later};"
+        f" success k={last['episode']} {suc[-1]['mean']:.2f}"
     )
     print(f"curve: {path / 'eval' / 'adaptation.png'}")
 

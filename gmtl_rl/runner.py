@@ -93,6 +93,7 @@ class Seeds:
 
 # -- run directory --------------------------------------------------------------------------
 def new_run_dir(config: RunConfig, run_dir: str | Path | None) -> Path:
+    """Where a new run goes; an existing non-empty directory is refused (never overwritten)."""
     if run_dir is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         path = Path(config.runs_dir) / config.experiment / f"{stamp}-s{config.seed}"
@@ -107,10 +108,6 @@ def new_run_dir(config: RunConfig, run_dir: str | Path | None) -> Path:
                 f"run directory {path} already exists and is not empty; "
                 f"continue it with `gmtl resume {path}` or choose another"
             )
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"cannot create run directory {path}: {err.strerror}") from None
     return path
 
 
@@ -468,11 +465,17 @@ def train(
     """Start a new run; returns its directory (`on_start` hears it before training begins)."""
     distribution = config.env.build()
     path = new_run_dir(config, run_dir)
-    (path / "config.yaml").write_text(config.dump_yaml())
-    splits = {"train": distribution.train_tasks(), "test": distribution.test_tasks()}
-    (path / "tasks.json").write_text(tasks_to_json(splits))
-    (path / "versions.json").write_text(json.dumps(versions(), indent=2))
+    # Build env + agent first: a config they reject leaves no half-made run directory behind.
     run = _build_run(config, path, distribution)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "config.yaml").write_text(config.dump_yaml())
+        splits = {"train": distribution.train_tasks(), "test": distribution.test_tasks()}
+        (path / "tasks.json").write_text(tasks_to_json(splits))
+        (path / "versions.json").write_text(json.dumps(versions(), indent=2))
+    except OSError as err:
+        run.sampler.close()
+        raise UsageError(f"cannot write run directory {path}: {err.strerror}") from None
     if on_start is not None:
         on_start(path)
     run.train()

@@ -140,7 +140,17 @@ def test_task_embedding_with_held_out_eval_is_refused_before_training(tmp_path, 
     run = tmp_path / "run"
     assert main(["train", SMOKE, "agent.task_embedding_dim=4", "--run-dir", str(run)]) == 2
     assert "eval.split=train" in capsys.readouterr().err
-    assert not (run / "checkpoints").exists()
+    assert not run.exists()  # nothing half-made is left behind
+
+
+def test_discrete_action_env_with_sac_is_a_one_line_usage_error(tmp_path, capsys):
+    config = tmp_path / "four_rooms.yaml"
+    config.write_text("total_steps: 100\nenv: {name: four-rooms}\nagent: {name: sac}\n")
+    run = tmp_path / "run"
+    assert main(["train", str(config), "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "continuous (Box) action space" in err
+    assert not run.exists()
 
 
 def test_training_curves_are_drawn_per_run_and_overlaid(tmp_path):

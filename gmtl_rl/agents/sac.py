@@ -22,6 +22,7 @@ from gmtl_rl.core.networks import TanhGaussianActor, TwinQ, flat_dim, flatten_ob
 from gmtl_rl.core.policy import StatelessPolicy
 from gmtl_rl.core.records import EnvSpec, Obs
 from gmtl_rl.core.replay import ReplayBatch
+from gmtl_rl.errors import ConfigError
 
 
 class SACConfig(AgentConfig):
@@ -91,7 +92,10 @@ class SAC(StatelessPolicy):
 
     def __init__(self, config: SACConfig, env: EnvSpec, device: str = "cpu") -> None:
         if not isinstance(env.action_space, gym.spaces.Box):
-            raise TypeError(f"SAC needs a continuous (Box) action space, got {env.action_space}")
+            raise ConfigError(
+                f"agent.name: sac needs a continuous (Box) action space; this env's is "
+                f"{env.action_space} (a discrete-action agent is needed)"
+            )
         self.config = config
         self.device = torch.device(device)
         self.num_tasks = env.num_tasks

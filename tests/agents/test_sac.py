@@ -13,6 +13,7 @@ from gmtl_rl.agents.sac import SAC, SACConfig
 from gmtl_rl.core.networks import TanhGaussianActor
 from gmtl_rl.core.records import EnvSpec
 from gmtl_rl.core.replay import ReplayBatch
+from gmtl_rl.errors import ConfigError
 
 OBS = gym.spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
 ACT = gym.spaces.Box(-2.0, 2.0, shape=(2,), dtype=np.float32)
@@ -146,6 +147,6 @@ def test_task_embedding_rejects_unseen_task_ids():
         agent.act(np.zeros((1, 3), np.float32), np.array([5]))
 
 
-def test_sac_refuses_discrete_actions():
-    with pytest.raises(TypeError, match="Box"):
+def test_sac_refuses_discrete_actions_as_a_config_error():
+    with pytest.raises(ConfigError, match=r"agent\.name: sac needs a continuous \(Box\)"):
         SAC(SACConfig(), EnvSpec(OBS, gym.spaces.Discrete(3), num_tasks=1))
