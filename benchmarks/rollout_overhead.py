@@ -36,7 +36,7 @@ class CannedActions(StatelessPolicy):
     def __init__(self, actions: np.ndarray) -> None:
         self.actions, self.i = actions, 0
 
-    def act(self, obs: Any, task_ids: np.ndarray, deterministic: bool = False) -> np.ndarray:
+    def act(self, obs: Any, task_class: np.ndarray, deterministic: bool = False) -> np.ndarray:
         self.i = (self.i + 1) % len(self.actions)
         return self.actions[self.i]
 

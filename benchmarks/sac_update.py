@@ -79,7 +79,7 @@ def build_ours(
     n = len(data["reward"])
     agent = SAC(
         SACConfig(hidden=hidden, batch_size=batch_size, buffer_size=n),
-        EnvSpec(env.observation_space, env.action_space, num_tasks=1),
+        EnvSpec(env.observation_space, env.action_space, num_task_classes=1),
     )
     storage = ReplayStorage(n, env.observation_space, env.action_space)
     zeros = np.zeros(n, np.int64)
@@ -92,6 +92,7 @@ def build_ours(
             terminated=data["terminated"],
             truncated=np.zeros(n, bool),
             task_id=zeros,
+            task_class=zeros,
             episode_id=zeros,
             step_index=zeros,
             success=np.zeros(n, np.float32),

@@ -18,7 +18,14 @@ from pydantic import Field
 from torch import nn
 
 from gmtl_rl.agents.registry import AgentConfig, AgentSpec, register_agent
-from gmtl_rl.core.networks import TanhGaussianActor, TwinQ, flat_dim, flatten_obs
+from gmtl_rl.core.networks import (
+    TanhGaussianActor,
+    TaskEncoder,
+    TaskEncoding,
+    TwinQ,
+    flat_dim,
+    flatten_obs,
+)
 from gmtl_rl.core.policy import StatelessPolicy
 from gmtl_rl.core.records import EnvSpec, Obs
 from gmtl_rl.core.replay import ReplayBatch
@@ -46,14 +53,45 @@ class SACConfig(AgentConfig):
     init_alpha: float = Field(1.0, gt=0, description="initial entropy temperature")
     learn_alpha: bool = Field(True, description="tune the temperature to the target entropy")
     target_entropy: float | Literal["auto"] = Field("auto", description="'auto' = -dim(A)")
-    per_task_alpha: bool = Field(False, description="one temperature per task (MT-SAC)")
+    per_task_alpha: bool = Field(False, description="one temperature per task class (MT-SAC)")
     reward_scale: float = Field(1.0, gt=0, description="rewards are multiplied by this")
+    task_encoding: TaskEncoding = Field(
+        "none", description="task class id fed to actor and critics: none, one_hot, embedding"
+    )
     task_embedding_dim: int = Field(
-        0, ge=0, description="learned task-id embedding fed to actor and critics (0 = off)"
+        32, ge=1, description="size of the learned task embedding (task_encoding=embedding)"
+    )
+    multi_head: bool = Field(
+        False, description="one output head per task class on actor and critics"
     )
     replay_sampler: Literal["uniform", "task_balanced"] = Field(
-        "uniform", description="how replay batches are drawn"
+        "uniform", description="how replay batches are drawn (task_balanced: per task class)"
     )
+
+    @property
+    def conditions_on_task(self) -> bool:
+        """True when actions depend on the task class id (so every class must be known)."""
+        return self.task_encoding != "none" or self.multi_head
+
+
+class MTSACConfig(SACConfig):
+    """Multi-task SAC (Meta-World paper; mtrl): one-hot task input, one temperature per task
+    class, task-balanced batches. Defaults: Meta-World MT10 settings of REFERENCE.md."""
+
+    name: Literal["mtsac"] = "mtsac"  # type: ignore[assignment]
+    hidden: list[int] = Field([400, 400, 400], min_length=1, description="MLP sizes")
+    task_encoding: TaskEncoding = Field("one_hot", description="none, one_hot, embedding")
+    per_task_alpha: bool = Field(True, description="one temperature per task class")
+    replay_sampler: Literal["uniform", "task_balanced"] = Field(
+        "task_balanced", description="equal share of each batch per task class"
+    )
+
+
+class MHSACConfig(MTSACConfig):
+    """Multi-head multi-task SAC: MT-SAC plus one actor and critic output head per class."""
+
+    name: Literal["mhsac"] = "mhsac"  # type: ignore[assignment]
+    multi_head: bool = Field(True, description="one output head per task class")
 
 
 @dataclass(frozen=True)
@@ -98,7 +136,7 @@ class SAC(StatelessPolicy):
             )
         self.config = config
         self.device = torch.device(device)
-        self.num_tasks = env.num_tasks
+        self.num_task_classes = env.num_task_classes
         obs_dim = flat_dim(env.observation_space)
         act_dim = int(np.prod(env.action_space.shape))
         low = np.asarray(env.action_space.low, np.float32)
@@ -106,15 +144,18 @@ class SAC(StatelessPolicy):
         self.action_center = (high + low) / 2
         self.action_half_range = (high - low) / 2
         c = config
-        task_dim = c.task_embedding_dim
-        self.actor = TanhGaussianActor(obs_dim, act_dim, c.hidden, env.num_tasks, task_dim)
-        self.critic = TwinQ(obs_dim, act_dim, c.hidden, env.num_tasks, task_dim)
-        self.critic_target = TwinQ(obs_dim, act_dim, c.hidden, env.num_tasks, task_dim)
+        n_classes = env.num_task_classes
+
+        def encoder() -> TaskEncoder:
+            return TaskEncoder(n_classes, c.task_encoding, c.task_embedding_dim)
+
+        heads = n_classes if c.multi_head else 1
+        self.actor = TanhGaussianActor(obs_dim, act_dim, c.hidden, encoder(), heads)
+        self.critic = TwinQ(obs_dim, act_dim, c.hidden, encoder(), heads)
+        self.critic_target = TwinQ(obs_dim, act_dim, c.hidden, encoder(), heads)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)
-        self.temperature = EntropyTemperature(
-            c.init_alpha, env.num_tasks if c.per_task_alpha else 1
-        )
+        self.temperature = EntropyTemperature(c.init_alpha, n_classes if c.per_task_alpha else 1)
         for module in (self.actor, self.critic, self.critic_target, self.temperature):
             module.to(self.device)
         # Fused Adam: one kernel per step instead of ~10 ops per parameter tensor (CPU and CUDA).
@@ -131,18 +172,21 @@ class SAC(StatelessPolicy):
     def _obs_tensor(self, obs: Obs) -> torch.Tensor:
         return torch.as_tensor(flatten_obs(obs), device=self.device)
 
-    def _task_tensor(self, task_ids: np.ndarray) -> torch.Tensor:
-        if self.config.task_embedding_dim > 0 and np.any(task_ids >= self.num_tasks):
+    def _task_tensor(self, task_class: np.ndarray) -> torch.Tensor:
+        if self.config.conditions_on_task and (
+            np.any(task_class < 0) or np.any(task_class >= self.num_task_classes)
+        ):
+            bad = int(task_class[(task_class < 0) | (task_class >= self.num_task_classes)][0])
             raise ValueError(
-                f"task id {int(task_ids.max())} has no embedding: this agent was trained on "
-                f"{self.num_tasks} tasks (evaluate it on the train split or drop the embedding)"
+                f"task class {bad} is not one of the {self.num_task_classes} classes this "
+                "agent was trained on (-1: a held-out task); evaluate on the train split"
             )
-        return torch.as_tensor(np.asarray(task_ids, np.int64), device=self.device)
+        return torch.as_tensor(np.asarray(task_class, np.int64), device=self.device)
 
-    def act(self, obs: Obs, task_ids: np.ndarray, deterministic: bool = False) -> np.ndarray:
+    def act(self, obs: Obs, task_class: np.ndarray, deterministic: bool = False) -> np.ndarray:
         with torch.inference_mode():
             action, _ = self.actor.sample(
-                self._obs_tensor(obs), self._task_tensor(task_ids), deterministic
+                self._obs_tensor(obs), self._task_tensor(task_class), deterministic
             )
         return self.action_center + self.action_half_range * action.cpu().numpy()
 
@@ -159,7 +203,7 @@ class SAC(StatelessPolicy):
         action = torch.as_tensor(self._to_unit_action(batch.action), device=dev)
         reward = torch.as_tensor(batch.reward, device=dev) * c.reward_scale
         not_done = 1.0 - torch.as_tensor(batch.terminated, device=dev)
-        task = self._task_tensor(batch.task_id)
+        task = self._task_tensor(batch.task_class)
 
         # Critic: soft Bellman target (SAC eq. 3, 5); truncation bootstraps, termination not.
         with torch.no_grad():
@@ -243,12 +287,9 @@ def build_sac(config: SACConfig, env: EnvSpec, device: str = "cpu") -> SAC:
     return SAC(config, env, device)
 
 
-register_agent(
-    AgentSpec(
-        name="sac",
-        description="Soft Actor-Critic; optional task-id embedding and per-task temperature",
-        family="off_policy",
-        config=SACConfig,
-        build=build_sac,
-    )
-)
+for _name, _config, _description in (
+    ("sac", SACConfig, "Soft Actor-Critic; optional task encoding, heads and temperatures"),
+    ("mtsac", MTSACConfig, "multi-task SAC: one-hot task class, per-class temperature"),
+    ("mhsac", MHSACConfig, "multi-head multi-task SAC: MT-SAC with one head per task class"),
+):
+    register_agent(AgentSpec(_name, _description, "off_policy", _config, build_sac))

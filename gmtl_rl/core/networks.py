@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -92,34 +92,68 @@ class EnsembleMLP(nn.Module):
         return h  # [E, B, out]
 
 
-class TaskEmbedding(nn.Module):
-    """Learned embedding of the explicit integer task id (mtrl style); dim 0 disables it."""
+TaskEncoding = Literal["none", "one_hot", "embedding"]
 
-    def __init__(self, num_tasks: int, dim: int) -> None:
+
+class TaskEncoder(nn.Module):
+    """Appends an encoding of the explicit task class id to the features.
+
+    "one_hot" is the Meta-World paper's MT-SAC input; "embedding" a learned table (mtrl);
+    "none" passes the features through (single-task SAC, or heads alone select the task).
+    """
+
+    def __init__(self, num_classes: int, kind: TaskEncoding, embedding_dim: int) -> None:
         super().__init__()
-        self.num_tasks, self.dim = num_tasks, dim
-        self.table = nn.Embedding(num_tasks, dim) if dim > 0 else None
+        self.num_classes, self.kind = num_classes, kind
+        self.table = nn.Embedding(num_classes, embedding_dim) if kind == "embedding" else None
+        self.out_dim = {"none": 0, "one_hot": num_classes, "embedding": embedding_dim}[kind]
 
     def forward(self, x_BD: torch.Tensor, task_B: torch.Tensor) -> torch.Tensor:
-        if self.table is None:
+        if self.kind == "none":
             return x_BD
-        return torch.cat([x_BD, self.table(task_B)], dim=-1)
+        if self.table is not None:
+            return torch.cat([x_BD, self.table(task_B)], dim=-1)
+        return torch.cat([x_BD, F.one_hot(task_B, self.num_classes).to(x_BD.dtype)], dim=-1)
+
+
+def select_head(out_BHX: torch.Tensor, task_B: torch.Tensor) -> torch.Tensor:
+    """Row b's head task_B[b] from all heads [..., B, H, X] -> [..., B, X].
+
+    Every head is computed by one matmul (the last layer has H times the outputs) and the
+    rows then pick theirs: no Python loop over tasks, and the extra cost is only the last
+    layer's (Meta-World paper's multi-head SAC; mtrl computes heads the same way).
+    """
+    index = task_B.view(-1, 1, 1).expand(-1, 1, out_BHX.shape[-1])  # [B, 1, X]
+    index = index.expand(*out_BHX.shape[:-3], -1, -1, -1)  # leading dims (twin critics)
+    return out_BHX.gather(-2, index).squeeze(-2)
 
 
 class TanhGaussianActor(nn.Module):
-    """Gaussian policy squashed by tanh (SAC, Haarnoja et al. 2018, appendix C)."""
+    """Gaussian policy squashed by tanh (SAC, Haarnoja et al. 2018, appendix C).
+
+    With `heads` > 1 the last layer has one output head per task class (multi-head SAC).
+    """
 
     def __init__(
-        self, obs_dim: int, act_dim: int, hidden: Sequence[int], num_tasks: int, task_dim: int
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: Sequence[int],
+        encoder: TaskEncoder | None = None,
+        heads: int = 1,
     ) -> None:
         super().__init__()
-        self.embed = TaskEmbedding(num_tasks, task_dim)
-        self.net = mlp(obs_dim + task_dim, hidden, 2 * act_dim)
+        self.encode = encoder or TaskEncoder(1, "none", 0)
+        self.heads, self.act_dim = heads, act_dim
+        self.net = mlp(obs_dim + self.encode.out_dim, hidden, 2 * act_dim * heads)
 
     def forward(
         self, obs_BD: torch.Tensor, task_B: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_std = self.net(self.embed(obs_BD, task_B)).chunk(2, dim=-1)
+        out = self.net(self.encode(obs_BD, task_B))
+        if self.heads > 1:
+            out = select_head(out.view(-1, self.heads, 2 * self.act_dim), task_B)
+        mean, log_std = out.chunk(2, dim=-1)
         return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
 
     def sample(
@@ -141,17 +175,28 @@ class TanhGaussianActor(nn.Module):
 
 
 class TwinQ(nn.Module):
-    """Two Q-functions Q(s, a) evaluated in one ensemble pass; returns [2, B]."""
+    """Two Q-functions Q(s, a) evaluated in one ensemble pass; returns [2, B].
+
+    With `heads` > 1 each critic has one output per task class (multi-head SAC).
+    """
 
     def __init__(
-        self, obs_dim: int, act_dim: int, hidden: Sequence[int], num_tasks: int, task_dim: int
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: Sequence[int],
+        encoder: TaskEncoder | None = None,
+        heads: int = 1,
     ) -> None:
         super().__init__()
-        self.embed = TaskEmbedding(num_tasks, task_dim)
-        self.net = EnsembleMLP(2, obs_dim + task_dim + act_dim, hidden, 1)
+        self.encode = encoder or TaskEncoder(1, "none", 0)
+        self.heads = heads
+        self.net = EnsembleMLP(2, obs_dim + self.encode.out_dim + act_dim, hidden, heads)
 
     def forward(
         self, obs_BD: torch.Tensor, act_BA: torch.Tensor, task_B: torch.Tensor
     ) -> torch.Tensor:
-        x = torch.cat([self.embed(obs_BD, task_B), act_BA], dim=-1)
-        return self.net(x).squeeze(-1)
+        out = self.net(torch.cat([self.encode(obs_BD, task_B), act_BA], dim=-1))  # [2, B, H]
+        if self.heads > 1:
+            return select_head(out.unsqueeze(-1), task_B).squeeze(-1)
+        return out.squeeze(-1)

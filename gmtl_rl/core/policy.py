@@ -22,8 +22,13 @@ class Policy(Protocol):
     def reset(self, env_mask: np.ndarray) -> None:
         """A new trial starts in the envs where `env_mask` [N] is True."""
 
-    def act(self, obs: Obs, task_ids: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """Actions [N, A] (or [N] for discrete spaces) for observations [N, ...]."""
+    def act(self, obs: Obs, task_class: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Actions [N, A] (or [N] for discrete spaces) for observations [N, ...].
+
+        `task_class` [N] is each env's task class id (`TaskDistribution.task_classes`: the
+        Meta-World class, else the train task's position; -1 for a class never trained on).
+        Multi-task agents condition on it; meta-RL agents must ignore it.
+        """
         ...
 
     def observe(self, step: StepBatch) -> None:
@@ -48,7 +53,7 @@ class RandomPolicy(StatelessPolicy):
         self.high = np.asarray(high, dtype=np.float32)
         self.rng = rng
 
-    def act(self, obs: Obs, task_ids: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        n = len(task_ids)
+    def act(self, obs: Obs, task_class: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        n = len(task_class)
         u = self.rng.random((n, *self.low.shape), dtype=np.float32)
         return self.low + u * (self.high - self.low)

@@ -43,6 +43,7 @@ class StepBatch:
     terminated: np.ndarray  # [N] bool: the MDP ended; do not bootstrap
     truncated: np.ndarray  # [N] bool: cut by a time limit; bootstrap through it
     task_id: np.ndarray  # [N] int64, index into the sampler's task list
+    task_class: np.ndarray  # [N] int64, the task's class id (what multi-task agents see)
     episode_id: np.ndarray  # [N] int64, unique per episode within a run
     step_index: np.ndarray  # [N] int64, 0 for an episode's first transition
     success: np.ndarray  # [N] float32, info["success"] (0 where the env defines none)
@@ -78,4 +79,4 @@ class EnvSpec:
 
     observation_space: Any  # gymnasium Space of one env
     action_space: Any
-    num_tasks: int  # task ids are 0..num_tasks-1 (the training task list)
+    num_task_classes: int  # class ids an agent may be told: 0..num_task_classes-1

@@ -25,7 +25,8 @@ class ReplayBatch(NamedTuple):
     reward: np.ndarray  # [B] float32
     next_obs: Obs  # [B, ...]
     terminated: np.ndarray  # [B] float32, 1.0 where the MDP ended (no bootstrap)
-    task_id: np.ndarray  # [B] int64
+    task_id: np.ndarray  # [B] int64, index into the training task list
+    task_class: np.ndarray  # [B] int64, the task's class id (multi-task conditioning)
     rows: np.ndarray  # [B] storage rows, for strategies that need neighbours (HER)
 
 
@@ -122,6 +123,7 @@ class ReplayStorage:
         spec["terminated"] = ((), np.bool_)
         spec["truncated"] = ((), np.bool_)
         spec["task_id"] = ((), np.int64)
+        spec["task_class"] = ((), np.int64)
         spec["episode_id"] = ((), np.int64)
         spec["step_index"] = ((), np.int64)
         self.spec = spec
@@ -130,7 +132,8 @@ class ReplayStorage:
         }
         self.pos = 0  # next row to write
         self.size = 0
-        self.task_index = _TaskIndex()
+        self.task_index = _TaskIndex()  # per task: PEARL's per-task context, HER's episodes
+        self.class_index = _TaskIndex()  # per class: MT-SAC's balanced batches
 
     def __len__(self) -> int:
         return self.size
@@ -147,9 +150,10 @@ class ReplayStorage:
         n_over = self.size + n - self.capacity  # the last n_over of `rows` hold stored rows
         if n_over > 0:  # overwriting the oldest rows (also when this add only starts to wrap)
             overwritten = rows[n - n_over :]
-            old_tasks, counts = np.unique(self.columns["task_id"][overwritten], return_counts=True)
-            for task, count in zip(old_tasks, counts, strict=True):
-                self.task_index.pop_front(int(task), int(count))
+            for column, index in (("task_id", self.task_index), ("task_class", self.class_index)):
+                old, counts = np.unique(self.columns[column][overwritten], return_counts=True)
+                for key, count in zip(old, counts, strict=True):
+                    index.pop_front(int(key), int(count))
         # Hot path: plain slices when nothing wraps and every row is valid (no fancy indexing).
         dest: Any = slice(self.pos, self.pos + n) if self.pos + n <= self.capacity else rows
         src: Any = slice(None) if n == batch.num_envs else keep
@@ -161,14 +165,11 @@ class ReplayStorage:
         c["terminated"][dest] = batch.terminated[src]
         c["truncated"][dest] = batch.truncated[src]
         c["task_id"][dest] = batch.task_id[src]
+        c["task_class"][dest] = batch.task_class[src]
         c["episode_id"][dest] = batch.episode_id[src]
         c["step_index"][dest] = batch.step_index[src]
-        new_tasks = batch.task_id[src]
-        if (new_tasks == new_tasks[0]).all():
-            self.task_index.push(int(new_tasks[0]), rows)
-        else:
-            for task in np.unique(new_tasks):
-                self.task_index.push(int(task), rows[new_tasks == task])
+        _push_grouped(self.task_index, batch.task_id[src], rows)
+        _push_grouped(self.class_index, batch.task_class[src], rows)
         self.pos = int((self.pos + n) % self.capacity)
         self.size = min(self.size + n, self.capacity)
 
@@ -193,6 +194,7 @@ class ReplayStorage:
             next_obs=self.read_obs("next_obs", rows),
             terminated=c["terminated"][rows].astype(np.float32),
             task_id=c["task_id"][rows],
+            task_class=c["task_class"][rows],
             rows=rows,
         )
 
@@ -236,15 +238,23 @@ class ReplayStorage:
         for k in self.spec:
             self.columns[k][:n] = cols[k]
         self.size, self.pos = n, n % self.capacity
-        self.task_index = _TaskIndex()
-        tasks = self.columns["task_id"][:n]
-        for task in np.unique(tasks):
-            self.task_index.push(int(task), np.flatnonzero(tasks == task))
+        self.task_index, self.class_index = _TaskIndex(), _TaskIndex()
+        _push_grouped(self.task_index, self.columns["task_id"][:n], np.arange(n))
+        _push_grouped(self.class_index, self.columns["task_class"][:n], np.arange(n))
 
     def _insertion_order(self) -> np.ndarray:
         if self.size < self.capacity:
             return np.arange(self.size)
         return (self.pos + np.arange(self.capacity)) % self.capacity
+
+
+def _push_grouped(index: _TaskIndex, keys: np.ndarray, rows: np.ndarray) -> None:
+    """Append `rows` to `index` under their `keys` (one push when all keys agree)."""
+    if (keys == keys[0]).all():
+        index.push(int(keys[0]), rows)
+        return
+    for key in np.unique(keys):
+        index.push(int(key), rows[keys == key])
 
 
 class ReplaySampler(Protocol):
@@ -265,19 +275,20 @@ class UniformSampler:
 
 
 class TaskBalancedSampler:
-    """An equal share of the batch per stored task (MT-SAC), uniform within each task.
+    """An equal share of the batch per stored task class (MT-SAC), uniform within each class.
 
-    With T tasks, each gets batch_size // T rows and the remainder goes to randomly chosen
-    tasks, so the batch size is exact.
+    With C classes, each gets batch_size // C rows and the remainder goes to randomly chosen
+    classes, so the batch size is exact. (Per class, not per task: Meta-World MT10 has 10
+    classes of 50 goals each, and the benchmark balances the 10 classes.)
     """
 
     def rows(self, storage: ReplayStorage, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-        tasks = storage.tasks()
+        index = storage.class_index
+        tasks = index.tasks()
         if not tasks:
             raise ValueError("cannot sample from an empty replay")
         share = np.full(len(tasks), batch_size // len(tasks))
         share[rng.choice(len(tasks), size=batch_size % len(tasks), replace=False)] += 1
-        index = storage.task_index
         parts = [
             index.pick(t, rng.integers(index.count[t], size=k))
             for t, k in zip(tasks, share, strict=True)

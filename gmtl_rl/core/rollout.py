@@ -146,6 +146,7 @@ class RolloutSampler:
             raise ValueError("the sampler needs at least one task")
         self.distribution = distribution
         self.tasks = list(tasks)
+        self.task_classes = distribution.task_classes(self.tasks)  # [len(tasks)] class ids
         self.schedule = schedule
         self.episodes_per_trial = episodes_per_trial
         self.mode = (
@@ -222,7 +223,8 @@ class RolloutSampler:
             policy.reset(self._policy_needs_reset.copy())
             self._policy_needs_reset[:] = False
         obs = self._obs
-        actions = policy.act(obs, s.task_id.copy(), deterministic)
+        task_class = self.task_classes[s.task_id]
+        actions = policy.act(obs, task_class, deterministic)
         raw_next, reward, terminated, truncated, info = self.vec.step(actions)
         next_obs = obs_copy(raw_next)
         # NEXT_STEP: an env that ended last step was reset by this call; its row is a dummy.
@@ -250,6 +252,7 @@ class RolloutSampler:
             terminated=terminated & valid,
             truncated=truncated & valid,
             task_id=s.task_id.copy(),
+            task_class=task_class,
             episode_id=s.episode_id.copy(),
             step_index=s.step_index.copy(),
             success=success,

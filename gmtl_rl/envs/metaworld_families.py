@@ -9,6 +9,7 @@ imported lazily: it costs ~1 s (scipy), which `import gmtl_rl.envs` should not p
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import gymnasium as gym
@@ -202,6 +203,7 @@ class MetaWorldFamily(TaskDistribution):
         if self.meta:
             self.env_classes.update(bench.test_classes)
         self.class_names: list[str] = list(self.env_classes)
+        self.num_train_classes = len(bench.train_classes)
         self._mw: dict[tuple[str, int, int], MWTask] = {}
         self._train = self._enumerate(bench.train_tasks, o.seed)
         if self.meta:
@@ -261,6 +263,15 @@ class MetaWorldFamily(TaskDistribution):
     @property
     def horizon(self) -> int | None:
         return int(self.options.horizon)
+
+    @property
+    def num_task_classes(self) -> int:
+        return self.num_train_classes
+
+    def task_classes(self, tasks: Sequence[Task]) -> np.ndarray:
+        """The task's Meta-World class (train classes come first); -1 for a held-out class."""
+        index = np.asarray([task["class_index"] for task in tasks], np.int64)
+        return np.where(index < self.num_train_classes, index, -1)
 
     def make_env(self, task: Task | None = None) -> gym.Env:
         return MetaWorldTaskEnv(self, task or self._train[0])

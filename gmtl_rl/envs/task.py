@@ -138,6 +138,23 @@ class TaskDistribution(ABC):
             return self.test_tasks()
         raise ValueError(f"unknown split {split!r}: valid splits are 'train' and 'test'")
 
+    # -- task classes: the identity a multi-task agent conditions on ------------------------
+    @property
+    def num_task_classes(self) -> int:
+        """How many task classes the train split has (class ids are 0..n-1)."""
+        return len(self._train)
+
+    def task_classes(self, tasks: Sequence[Task]) -> np.ndarray:
+        """Class id of each task, -1 for a task whose class was never trained on.
+
+        By default every train task is its own class (its position in the train split), so a
+        held-out task has none. Families whose tasks group into named classes override this:
+        Meta-World's class is the environment (`reach-v3`), shared by its 50 goal variations,
+        so MT-SAC's one-hot, heads and temperatures are per class, as in the benchmark.
+        """
+        position = {task: i for i, task in enumerate(self._train)}
+        return np.asarray([position.get(task, -1) for task in tasks], np.int64)
+
     def sample(self, n: int, rng: np.random.Generator) -> list[Task]:
         """`n` train tasks drawn uniformly with replacement."""
         tasks = self.train_tasks()

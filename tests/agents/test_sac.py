@@ -22,7 +22,7 @@ ACT = gym.spaces.Box(-2.0, 2.0, shape=(2,), dtype=np.float32)
 def _agent(**overrides) -> SAC:
     torch.manual_seed(0)
     config = SACConfig(hidden=[16, 16], **overrides)
-    return SAC(config, EnvSpec(OBS, ACT, num_tasks=3))
+    return SAC(config, EnvSpec(OBS, ACT, num_task_classes=3))
 
 
 def _batch(n: int = 8, terminated: float = 0.0, seed: int = 0) -> ReplayBatch:
@@ -34,13 +34,14 @@ def _batch(n: int = 8, terminated: float = 0.0, seed: int = 0) -> ReplayBatch:
         next_obs=rng.uniform(-1, 1, (n, 3)).astype(np.float32),
         terminated=np.full(n, terminated, np.float32),
         task_id=rng.integers(3, size=n),
+        task_class=rng.integers(3, size=n),
         rows=np.arange(n),
     )
 
 
 def test_tanh_gaussian_log_prob_matches_torch_distributions():
     torch.manual_seed(1)
-    actor = TanhGaussianActor(3, 2, [8], num_tasks=1, task_dim=0)
+    actor = TanhGaussianActor(3, 2, [8])
     obs, task = torch.randn(64, 3) * 3, torch.zeros(64, dtype=torch.long)
     torch.manual_seed(2)
     action, log_prob = actor.sample(obs, task)
@@ -53,7 +54,7 @@ def test_tanh_gaussian_log_prob_matches_torch_distributions():
 
 
 def test_log_prob_stays_finite_for_saturated_actions():
-    actor = TanhGaussianActor(1, 1, [4], num_tasks=1, task_dim=0)
+    actor = TanhGaussianActor(1, 1, [4])
     with torch.no_grad():
         actor.net[-1].bias.copy_(torch.tensor([30.0, -5.0]))  # mean 30: tanh saturates to 1.0
     action, log_prob = actor.sample(torch.zeros(16, 1), torch.zeros(16, dtype=torch.long))
@@ -122,14 +123,15 @@ def test_temperature_falls_when_entropy_exceeds_the_target():
 
 def test_per_task_temperature_only_moves_tasks_in_the_batch():
     agent = _agent(per_task_alpha=True)
-    batch = _batch()._replace(task_id=np.zeros(8, np.int64))
+    batch = _batch()._replace(task_class=np.zeros(8, np.int64))
     agent.update(batch)
     log_alpha = agent.temperature.log_alpha.detach()
     assert log_alpha[0] != 0.0 and log_alpha[1] == 0.0 and log_alpha[2] == 0.0
 
 
 def test_state_dict_round_trip_gives_identical_updates():
-    a, b = _agent(task_embedding_dim=4), _agent(task_embedding_dim=4)
+    a = _agent(task_encoding="embedding", task_embedding_dim=4)
+    b = _agent(task_encoding="embedding", task_embedding_dim=4)
     a.update(_batch(seed=1))
     b.load_state_dict(a.state_dict())
     torch.manual_seed(9)
@@ -141,12 +143,13 @@ def test_state_dict_round_trip_gives_identical_updates():
         torch.testing.assert_close(pa, pb, rtol=0, atol=0)
 
 
-def test_task_embedding_rejects_unseen_task_ids():
-    agent = _agent(task_embedding_dim=4)
-    with pytest.raises(ValueError, match="trained on 3 tasks"):
-        agent.act(np.zeros((1, 3), np.float32), np.array([5]))
+@pytest.mark.parametrize("cls", [5, -1])
+def test_task_conditioned_agent_rejects_unknown_task_classes(cls):
+    agent = _agent(task_encoding="embedding", task_embedding_dim=4)
+    with pytest.raises(ValueError, match="not one of the 3 classes"):
+        agent.act(np.zeros((1, 3), np.float32), np.array([cls]))
 
 
 def test_sac_refuses_discrete_actions_as_a_config_error():
     with pytest.raises(ConfigError, match=r"agent\.name: sac needs a continuous \(Box\)"):
-        SAC(SACConfig(), EnvSpec(OBS, gym.spaces.Discrete(3), num_tasks=1))
+        SAC(SACConfig(), EnvSpec(OBS, gym.spaces.Discrete(3), num_task_classes=1))

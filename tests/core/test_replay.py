@@ -29,8 +29,11 @@ def _obs(space: gym.Space, uid: np.ndarray, offset: float) -> np.ndarray | dict:
     return np.tile((uid + offset)[:, None], space.shape).astype(np.float32)
 
 
-def make_step(uids, tasks, valid=None, space: gym.Space = BOX_OBS, step_index=None) -> StepBatch:
-    """A StepBatch whose row i is transition `uids[i]` (stored in episode_id and reward)."""
+def make_step(
+    uids, tasks, valid=None, space: gym.Space = BOX_OBS, step_index=None, classes=None
+) -> StepBatch:
+    """A StepBatch whose row i is transition `uids[i]` (stored in episode_id and reward);
+    task classes equal the task ids unless given."""
     uid = np.asarray(uids, np.int64)
     n = len(uid)
     return StepBatch(
@@ -41,6 +44,7 @@ def make_step(uids, tasks, valid=None, space: gym.Space = BOX_OBS, step_index=No
         terminated=uid % 3 == 0,
         truncated=uid % 5 == 0,
         task_id=np.asarray(tasks, np.int64),
+        task_class=np.asarray(tasks if classes is None else classes, np.int64),
         episode_id=uid,
         step_index=np.zeros(n, np.int64) if step_index is None else np.asarray(step_index),
         success=np.zeros(n, np.float32),
@@ -151,6 +155,32 @@ def test_task_balanced_batch_gives_a_rare_task_its_full_share():
 
     assert np.sum(storage.columns["task_id"][rows] == 1) == 5
     assert np.all(rows[storage.columns["task_id"][rows] == 1] == 60)
+
+
+def test_task_balanced_batch_balances_task_classes_not_tasks():
+    # Meta-World shape: class 0 has three goal tasks, class 1 one; the classes get equal
+    # shares, and within class 0 rows come from all of its tasks.
+    storage = ReplayStorage(200, BOX_OBS, ACTION)
+    tasks = np.repeat([0, 1, 2, 3], 30)
+    storage.add(make_step(np.arange(120), tasks, classes=np.where(tasks < 3, 0, 1)))
+
+    rows = TaskBalancedSampler().rows(storage, 600, np.random.default_rng(0))
+
+    classes = storage.columns["task_class"][rows]
+    assert np.sum(classes == 0) == np.sum(classes == 1) == 300
+    assert set(storage.columns["task_id"][rows[classes == 0]].tolist()) == {0, 1, 2}
+
+
+def test_class_index_matches_brute_force_after_random_overwrites():
+    rng = np.random.default_rng(3)
+    storage = ReplayStorage(23, BOX_OBS, ACTION)
+    for uid in range(0, 400, 4):
+        tasks = rng.integers(6, size=4)
+        storage.add(make_step(np.arange(uid, uid + 4), tasks, classes=tasks // 2))
+        task_class = storage.columns["task_class"][: storage.size]
+        for c in range(3):
+            indexed = storage.class_index.ordered(c) if c in storage.class_index.tasks() else []
+            assert sorted(indexed) == np.flatnonzero(task_class == c).tolist()
 
 
 def test_uniform_sampling_from_an_empty_replay_raises_value_error():

@@ -60,8 +60,8 @@ class CountdownFamily(TaskDistribution):
 
 
 class ZeroPolicy(StatelessPolicy):
-    def act(self, obs: Any, task_ids: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        return np.zeros((len(task_ids), 1), np.float32)
+    def act(self, obs: Any, task_class: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        return np.zeros((len(task_class), 1), np.float32)
 
 
 def _valid_transitions(mode: str, steps: int = 40) -> list[tuple]:
@@ -153,9 +153,9 @@ class RecurrentProbe:
         self.resets.append(env_mask.copy())
         self.hidden[env_mask] = 0
 
-    def act(self, obs: Any, task_ids: np.ndarray, deterministic: bool = False) -> np.ndarray:
+    def act(self, obs: Any, task_class: np.ndarray, deterministic: bool = False) -> np.ndarray:
         self.hidden_at_act.append(self.hidden.copy())
-        return np.zeros((len(task_ids), 1), np.float32)
+        return np.zeros((len(task_class), 1), np.float32)
 
     def observe(self, step: StepBatch) -> None:
         self.seen.append(step)
@@ -215,8 +215,8 @@ def test_sampler_state_round_trip_continues_exactly():
         return RolloutSampler(dist, tasks, 3, UniformTaskSchedule(5, np.random.default_rng(3)), 7)
 
     class Fixed(StatelessPolicy):
-        def act(self, obs: Any, task_ids: np.ndarray, deterministic: bool = False) -> np.ndarray:
-            return np.tile(np.array([[0.05, -0.03]], np.float32), (len(task_ids), 1))
+        def act(self, obs: Any, task_class: np.ndarray, deterministic: bool = False) -> np.ndarray:
+            return np.tile(np.array([[0.05, -0.03]], np.float32), (len(task_class), 1))
 
     a = build()
     for _ in range(27):  # mid-episode (horizon 20)

@@ -23,8 +23,8 @@ class WrongThenRightOracle:
     def reset(self, env_mask: np.ndarray) -> None:
         self.episode_in_trial[env_mask] = 0
 
-    def act(self, obs: Any, task_ids: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        goal = self.goals[task_ids]
+    def act(self, obs: Any, task_class: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        goal = self.goals[task_class]
         target = np.where(self.episode_in_trial[:, None] == 0, -2.0 * np.sign(goal + 1e-9), goal)
         return np.clip(target - obs, -0.1, 0.1).astype(np.float32)
 
@@ -33,8 +33,9 @@ class WrongThenRightOracle:
 
 
 def _oracle_rows(repeats: int = 2, episodes: int = 3):
-    dist = make("point-robot", n_train=4, n_test=5)
-    tasks = dist.test_tasks()
+    # Train tasks: there a task's class id (what `act` is told) is its position in the list.
+    dist = make("point-robot", n_train=5, n_test=4)
+    tasks = dist.train_tasks()
     goals = np.stack([t.array("goal") for t in tasks])
     oracle = WrongThenRightOracle(goals, n_envs=3)
     return run_adaptation(oracle, dist, tasks, episodes=episodes, repeats=repeats, n_envs=3, seed=0)

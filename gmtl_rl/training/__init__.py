@@ -1,0 +1,1 @@
+"""Training loops, one per agent family, and what they share."""

@@ -1,0 +1,210 @@
+"""What every training loop shares: seeds, counters, the run directory, the metrics log,
+signal handling and numeric checks. Each agent family's loop lives beside this file."""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+import random
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import torch
+
+from gmtl_rl import checkpoint
+from gmtl_rl.config import RunConfig
+from gmtl_rl.errors import ConfigError, UsageError
+
+
+class Interrupted(Exception):
+    """Training stopped on SIGINT/SIGTERM after writing a checkpoint."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by signal {signal.Signals(signum).name}")
+        self.exit_code = 128 + signum
+
+
+@dataclass
+class Counters:
+    env_steps: int = 0
+    episodes: int = 0
+    updates: int = 0
+    update_debt: float = 0.0  # fractional gradient steps owed (updates_per_step may be < 1)
+
+
+@dataclass(frozen=True)
+class Seeds:
+    """Independent streams from the one config seed (numpy SeedSequence spawning)."""
+
+    torch: int
+    envs: int
+    tasks: int
+    replay: int
+    warmup: int
+    eval: int
+
+    @classmethod
+    def from_seed(cls, seed: int) -> Seeds:
+        streams = np.random.SeedSequence(seed).generate_state(6, dtype=np.uint32)
+        return cls(*(int(s) for s in streams))
+
+
+# -- run directory --------------------------------------------------------------------------
+def new_run_dir(config: RunConfig, run_dir: str | Path | None) -> Path:
+    """Where a new run goes; an existing non-empty directory is refused (never overwritten)."""
+    if run_dir is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = Path(config.runs_dir) / config.experiment / f"{stamp}-s{config.seed}"
+        n = 1
+        while path.exists():
+            n += 1
+            path = Path(config.runs_dir) / config.experiment / f"{stamp}-s{config.seed}-{n}"
+    else:
+        path = Path(run_dir)
+        if path.exists() and any(path.iterdir()):
+            raise UsageError(
+                f"run directory {path} already exists and is not empty; "
+                f"continue it with `gmtl resume {path}` or choose another"
+            )
+    return path
+
+
+def versions() -> dict[str, Any]:
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": checkpoint.package_versions(),
+    }
+
+
+class MetricsLog:
+    """metrics.csv (fixed columns) plus optional TensorBoard, resumable at a row count."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        columns: Sequence[str],
+        tensorboard: bool,
+        keep_rows: int | None,
+        step: int = 0,
+    ):
+        self.path = run_dir / "metrics.csv"
+        self.columns = list(columns)
+        if keep_rows is not None and self.path.exists():
+            # Resume: drop rows logged after the checkpoint, so the log matches the state.
+            with open(self.path, newline="") as f:
+                lines = f.readlines()[: keep_rows + 1]
+            self.path.write_text("".join(lines))
+            self.rows = max(0, len(lines) - 1)
+            self._file = open(self.path, "a", newline="")  # noqa: SIM115 (kept open for the run)
+            self._writer = csv.writer(self._file)
+        else:
+            self._file = open(self.path, "w", newline="")  # noqa: SIM115
+            self._writer = csv.writer(self._file)
+            self._writer.writerow(self.columns)
+            self.rows = 0
+        self.tb: Any = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # On resume, drop events logged after the checkpoint (purge_step), as for the CSV.
+            self.tb = SummaryWriter(
+                str(run_dir / "tb"), purge_step=step if keep_rows is not None else None
+            )
+
+    def write(self, step: int, values: dict[str, float]) -> None:
+        row = [step] + [values.get(c, "") for c in self.columns[1:]]
+        self._writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+        self._file.flush()
+        self.rows += 1
+        if self.tb is not None:
+            for key, value in values.items():
+                if isinstance(value, int | float) and np.isfinite(value):
+                    self.tb.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        self._file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def eval_meta(config: RunConfig, run_dir: Path, step: int) -> dict[str, Any]:
+    return {
+        "run": run_dir.name,
+        "label": f"{config.experiment} (seed {config.seed})",
+        "experiment": config.experiment,
+        "seed": config.seed,
+        "env": config.env.name,
+        "agent": config.agent.name,
+        "split": config.eval.split,
+        "step": step,
+        "title": f"{config.experiment}: {config.agent.name} on {config.env.name} "
+        f"({config.eval.split} tasks, step {step})",
+    }
+
+
+# -- helpers --------------------------------------------------------------------------------
+def non_finite_tensors(tree: Any, path: str = "agent") -> list[str]:
+    """Paths of floating tensors in a state tree that hold NaN or inf."""
+    if isinstance(tree, torch.Tensor):
+        bad = tree.is_floating_point() and not bool(torch.isfinite(tree).all())
+        return [path] if bad else []
+    if isinstance(tree, dict):
+        return [p for k, v in tree.items() for p in non_finite_tensors(v, f"{path}.{k}")]
+    if isinstance(tree, list | tuple):
+        return [p for i, v in enumerate(tree) for p in non_finite_tensors(v, f"{path}[{i}]")]
+    return []
+
+
+def next_multiple(step: int, every: int) -> int | float:
+    """The first multiple of `every` after `step`; never, when `every` is 0."""
+    return (step // every + 1) * every if every > 0 else float("inf")
+
+
+def seed_everything(seed: int, seeds: Seeds) -> None:
+    random.seed(seed)
+    torch.manual_seed(seeds.torch)
+
+
+def set_threads(config: RunConfig) -> None:
+    torch.set_num_threads(config.threads or min(2, os.cpu_count() or 1))
+
+
+def resolve_device(name: str) -> str:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(
+            f"device: {name!r} is not a torch device (cpu, cuda, cuda:0, ...)"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda requested but this machine has no usable CUDA GPU; use cpu")
+    return name
+
+
+def install_signal_handlers(callback: Any) -> dict[int, Any]:
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        del frame
+        callback(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        return previous  # signals can only be handled in the main thread
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
+def restore_signal_handlers(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
