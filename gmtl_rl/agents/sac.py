@@ -14,7 +14,7 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from gmtl_rl.agents.registry import AgentConfig, AgentSpec, register_agent
@@ -30,6 +30,18 @@ from gmtl_rl.core.policy import StatelessPolicy
 from gmtl_rl.core.records import EnvSpec, Obs
 from gmtl_rl.core.replay import ReplayBatch
 from gmtl_rl.errors import ConfigError
+
+
+class HERConfig(BaseModel):
+    """Hindsight relabelling of replay batches (gmtl_rl.core.her); goal envs only."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    strategy: Literal["none", "future", "final", "episode"] = Field(
+        "none", description="where relabelled goals come from (none = HER off)"
+    )
+    relabel_ratio: float = Field(
+        0.8, ge=0, le=1, description="share of a batch relabelled: k/(k+1) for k goals (HER)"
+    )
 
 
 class SACConfig(AgentConfig):
@@ -67,11 +79,24 @@ class SACConfig(AgentConfig):
     replay_sampler: Literal["uniform", "task_balanced"] = Field(
         "uniform", description="how replay batches are drawn (task_balanced: per task class)"
     )
+    her: HERConfig = Field(HERConfig(), description="hindsight experience replay (goal envs)")
 
     @property
     def conditions_on_task(self) -> bool:
         """True when actions depend on the task class id (so every class must be known)."""
         return self.task_encoding != "none" or self.multi_head
+
+
+class HERSACConfig(SACConfig):
+    """SAC + HER with the SB3 zoo's Fetch settings (REFERENCE.md): `future` goals at ratio
+    0.8 (k = 4), γ 0.95, lr 1e-3, τ 0.05, 3×512 networks, batch 256 (FetchReach)."""
+
+    name: Literal["sac_her"] = "sac_her"  # type: ignore[assignment]
+    hidden: list[int] = Field([512, 512, 512], min_length=1, description="MLP sizes")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate")
+    gamma: float = Field(0.95, gt=0, le=1, description="discount")
+    tau: float = Field(0.05, gt=0, le=1, description="Polyak factor of the target critics")
+    her: HERConfig = Field(HERConfig(strategy="future"), description="hindsight replay")
 
 
 class MTSACConfig(SACConfig):
@@ -291,5 +316,6 @@ for _name, _config, _description in (
     ("sac", SACConfig, "Soft Actor-Critic; optional task encoding, heads and temperatures"),
     ("mtsac", MTSACConfig, "multi-task SAC: one-hot task class, per-class temperature"),
     ("mhsac", MHSACConfig, "multi-head multi-task SAC: MT-SAC with one head per task class"),
+    ("sac_her", HERSACConfig, "SAC + hindsight experience replay for goal envs (Fetch, mazes)"),
 ):
     register_agent(AgentSpec(_name, _description, "off_policy", _config, build_sac))

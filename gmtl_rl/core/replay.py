@@ -6,6 +6,7 @@ and a generator into row indices (uniform, task-balanced, ...). Saved as `.npz`,
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -98,6 +99,73 @@ class _TaskIndex:
         return sorted(t for t, c in self.count.items() if c > 0)
 
 
+class EpisodeIndex:
+    """Where the steps of each stored episode are: for a row at step t, the row of step t'.
+
+    Rows of one episode interleave with other envs' rows in the ring, so finished episodes
+    are also listed contiguously, in step order, in a second ring (`flat`); a row keeps the
+    position of its episode's first step there (`start`) and the episode's `length` (0 while
+    the episode runs). Rows of running episodes wait per env in `staging`. Everything is
+    derived from the storage's `episode_id` / `step_index` / `env_index` columns and rebuilt
+    from them on load. HER needs this to pick goals from the same episode (future/episode).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.start = np.zeros(capacity, np.int64)
+        self.length = np.zeros(capacity, np.int64)
+        self.flat = np.zeros(capacity, np.int64)
+        self.flat_pos = 0
+        self.staging = np.zeros((0, 0), np.int64)  # [env, step] -> row of a running episode
+
+    def add(self, rows: np.ndarray, env: np.ndarray, step: np.ndarray, done: np.ndarray) -> None:
+        """Record rows just written (one per env); episodes that ended move to `flat`."""
+        self.length[rows] = 0  # overwritten rows belong to a new, running episode
+        need_envs, need_steps = int(env.max()) + 1, int(step.max()) + 1
+        if need_envs > self.staging.shape[0] or need_steps > self.staging.shape[1]:
+            grown = np.full(
+                (max(need_envs, self.staging.shape[0]), max(need_steps, 2 * self.staging.shape[1])),
+                -1,  # no row (a step whose row was overwritten before its episode ended)
+                np.int64,
+            )
+            grown[: self.staging.shape[0], : self.staging.shape[1]] = self.staging
+            self.staging = grown
+        self.staging[env, step] = rows
+        for i in np.flatnonzero(done):  # once per finished episode, not per transition
+            self._finish(self.staging[env[i], : step[i] + 1])
+
+    def _finish(self, episode_rows: np.ndarray) -> None:
+        n = len(episode_rows)
+        if n > self.capacity:  # longer than the whole buffer: its start is gone anyway
+            return
+        self.flat[(self.flat_pos + np.arange(n)) % self.capacity] = episode_rows
+        self.start[episode_rows] = self.flat_pos
+        self.length[episode_rows] = n
+        self.flat_pos = (self.flat_pos + n) % self.capacity
+
+    def step_rows(self, rows: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """Row of step `steps[i]` of the episode of `rows[i]` (finished episodes only).
+
+        May be -1 or a row since overwritten by another episode when the episode was older
+        than the buffer: callers check `episode_id` and `step_index` of the result.
+        """
+        return self.flat[(self.start[rows] + steps) % self.capacity]
+
+    def rebuild(self, columns: Mapping[str, np.ndarray], order: np.ndarray) -> None:
+        """Refill from stored columns; `order` lists the filled rows oldest first."""
+        self.__init__(self.capacity)  # type: ignore[misc]
+        if len(order) == 0:
+            return
+        done = columns["terminated"][order] | columns["truncated"][order]
+        env, step = columns["env_index"][order], columns["step_index"][order]
+        # Replay in chunks that end at an episode end: inside one, each env's rows belong to
+        # one episode, so the vectorised staging write cannot mix two episodes of an env.
+        bounds = np.concatenate([[0], np.flatnonzero(done) + 1, [len(order)]])
+        for a, b in itertools.pairwise(bounds.tolist()):
+            if b > a:
+                self.add(order[a:b], env[a:b], step[a:b], done[a:b])
+
+
 class ReplayStorage:
     """Ring buffer of transitions with `task_id`, `episode_id` and `step_index` columns."""
 
@@ -126,6 +194,7 @@ class ReplayStorage:
         spec["task_class"] = ((), np.int64)
         spec["episode_id"] = ((), np.int64)
         spec["step_index"] = ((), np.int64)
+        spec["env_index"] = ((), np.int64)
         self.spec = spec
         self.columns = {
             k: np.zeros((capacity, *shape), dtype) for k, (shape, dtype) in spec.items()
@@ -134,6 +203,7 @@ class ReplayStorage:
         self.size = 0
         self.task_index = _TaskIndex()  # per task: PEARL's per-task context, HER's episodes
         self.class_index = _TaskIndex()  # per class: MT-SAC's balanced batches
+        self.episodes = EpisodeIndex(capacity)  # per episode: HER's goals from the same episode
 
     def __len__(self) -> int:
         return self.size
@@ -168,8 +238,11 @@ class ReplayStorage:
         c["task_class"][dest] = batch.task_class[src]
         c["episode_id"][dest] = batch.episode_id[src]
         c["step_index"][dest] = batch.step_index[src]
+        c["env_index"][dest] = keep
         _push_grouped(self.task_index, batch.task_id[src], rows)
         _push_grouped(self.class_index, batch.task_class[src], rows)
+        done = batch.terminated[keep] | batch.truncated[keep]
+        self.episodes.add(rows, keep, batch.step_index[keep], done)
         self.pos = int((self.pos + n) % self.capacity)
         self.size = min(self.size + n, self.capacity)
 
@@ -241,6 +314,7 @@ class ReplayStorage:
         self.task_index, self.class_index = _TaskIndex(), _TaskIndex()
         _push_grouped(self.task_index, self.columns["task_id"][:n], np.arange(n))
         _push_grouped(self.class_index, self.columns["task_class"][:n], np.arange(n))
+        self.episodes.rebuild(self.columns, np.arange(n))
 
     def _insertion_order(self) -> np.ndarray:
         if self.size < self.capacity:

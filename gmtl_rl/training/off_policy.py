@@ -10,18 +10,20 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 from gmtl_rl import checkpoint
 from gmtl_rl.agents.registry import agent_spec
 from gmtl_rl.config import RunConfig
+from gmtl_rl.core.her import HindsightRelabeler
 from gmtl_rl.core.policy import Policy, RandomPolicy
 from gmtl_rl.core.records import EnvSpec, EpisodeRecord
 from gmtl_rl.core.replay import SAMPLERS, ReplayBatch, ReplaySampler, ReplayStorage
 from gmtl_rl.core.rollout import RolloutSampler, UniformTaskSchedule
 from gmtl_rl.envs.task import TaskDistribution
-from gmtl_rl.errors import CheckpointError, NumericalFault
+from gmtl_rl.errors import CheckpointError, ConfigError, NumericalFault
 from gmtl_rl.evaluation.adaptation import AdaptationRow, run_adaptation, write_report
 from gmtl_rl.evaluation.training import read_eval_points, write_training_plot
 from gmtl_rl.progress import progress_bar
@@ -84,6 +86,7 @@ class OffPolicyRun:
         agent_cfg = self.agent.config
         self.replay = ReplayStorage(agent_cfg.buffer_size, env.observation_space, env.action_space)
         self.replay_sampler: ReplaySampler = SAMPLERS[agent_cfg.replay_sampler]()
+        self.relabel = self._hindsight_relabeler(agent_cfg)
         self.replay_rng = np.random.default_rng(self.seeds.replay)
         space = env.action_space
         self.warmup_policy = RandomPolicy(
@@ -109,6 +112,32 @@ class OffPolicyRun:
 
     def close(self) -> None:
         self.sampler.close()
+
+    def _hindsight_relabeler(self, agent_cfg: Any) -> HindsightRelabeler | None:
+        her = getattr(agent_cfg, "her", None)
+        if her is None or her.strategy == "none":
+            return None
+        env = self.sampler.vec.envs[0]
+        space = self.sampler.single_observation_space
+        keys = set(space.spaces) if isinstance(space, gym.spaces.Dict) else set()
+        if not {"observation", "achieved_goal", "desired_goal"} <= keys:
+            self.sampler.close()
+            raise ConfigError(
+                f"agent.her.strategy: {her.strategy!r} needs a goal env (Dict observations with "
+                f"observation/achieved_goal/desired_goal and compute_reward); "
+                f"{self.distribution.name} is not one; set agent.her.strategy=none"
+            )
+        try:
+            compute_reward = env.get_wrapper_attr("compute_reward")
+        except AttributeError:
+            self.sampler.close()
+            raise ConfigError(
+                f"agent.her.strategy: env {self.distribution.name} has no compute_reward, "
+                "which HER needs to recompute relabelled rewards"
+            ) from None
+        # One env's reward function serves all tasks: goal families put the goal in the
+        # observation, not in reward parameters.
+        return HindsightRelabeler(compute_reward, her.strategy, her.relabel_ratio)
 
     # -- state ----------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
@@ -206,6 +235,8 @@ class OffPolicyRun:
     def _update(self, batch_size: int) -> None:
         rows = self.replay_sampler.rows(self.replay, batch_size, self.replay_rng)
         batch = self.replay.batch(rows)
+        if self.relabel is not None:
+            batch = self.relabel(self.replay, batch, self.replay_rng)
         result = self.agent.update(batch)
         self.counters.updates += 1
         metrics = self.agent.metrics(result)
