@@ -28,9 +28,9 @@ import torch
 from gmtl_rl import checkpoint
 from gmtl_rl.agents.registry import agent_spec
 from gmtl_rl.agents.sb3 import METRICS, SB3Config, SB3Policy, TaskClassOneHot
-from gmtl_rl.config import RunConfig
+from gmtl_rl.config import RunConfig, SamplerConfig
 from gmtl_rl.envs.task import Task, TaskDistribution, is_goal_env
-from gmtl_rl.errors import CheckpointError, NumericalFault
+from gmtl_rl.errors import CheckpointError, ConfigError, NumericalFault
 from gmtl_rl.evaluation.adaptation import AdaptationRow, run_adaptation, write_report
 from gmtl_rl.evaluation.training import read_eval_points, write_training_plot
 from gmtl_rl.progress import progress_bar
@@ -209,6 +209,11 @@ class SB3Run:
 
     def __init__(self, config: RunConfig, run_dir: Path, distribution: TaskDistribution) -> None:
         assert isinstance(config.agent, SB3Config)
+        if config.sampler != SamplerConfig():
+            raise ConfigError(
+                "sampler: the sb3 loop runs one env per task class and SB3 resets them itself; "
+                "remove the sampler section (it configures our own agents' sampler)"
+            )
         self.config = config
         self.agent_config: SB3Config = config.agent
         self.run_dir = run_dir
@@ -218,10 +223,12 @@ class SB3Run:
         train_tasks = distribution.train_tasks()
         classes = distribution.task_classes(train_tasks)
         n_classes = distribution.num_task_classes
-        probe = distribution.make_env(train_tasks[0])
-        goal_env = is_goal_env(probe)
-        self.encoder = TaskClassOneHot(probe.observation_space, n_classes)
-        probe.close()
+        probe = distribution.make_env(train_tasks[0])  # spaces and GoalEnv-ness, before SB3
+        try:
+            goal_env = is_goal_env(probe)
+            self.encoder = TaskClassOneHot(probe.observation_space, n_classes)
+        finally:
+            probe.close()
         self.finished_episodes: list[EpisodeStats] = []
         # One generator per env (SeedSequence spawning), so each class's task draws are its own.
         task_seeds = np.random.SeedSequence(self.seeds.tasks).spawn(n_classes)
@@ -476,7 +483,7 @@ class SB3Run:
             return run_adaptation(
                 SB3Policy(self.model, self.encoder),
                 self.distribution,
-                self.distribution.tasks(cfg.split)[: cfg.max_tasks],
+                cfg.tasks(self.distribution),
                 episodes=cfg.episodes,
                 repeats=cfg.repeats,
                 n_envs=cfg.n_envs,

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from gmtl_rl import runner
+from gmtl_rl import checkpoint, runner
 from gmtl_rl.cli import main
 from gmtl_rl.config import load_config
+from gmtl_rl.training.sb3 import SB3Run
 
 ROOT = Path(__file__).parent.parent.parent
 SMOKE = str(ROOT / "configs" / "smoke" / "sb3_sac_point_robot.yaml")
@@ -73,6 +74,28 @@ def test_dqn_trains_on_discrete_four_rooms(tmp_path):
     )
     assert summary(run)["num_tasks"] == 1
     assert any(r["loss"] for r in metrics(run))
+
+
+def test_sac_runs_on_metaworld_mt10_smoke(tmp_path):
+    config = load_config(str(ROOT / "configs" / "smoke" / "sb3_sac_mt10.yaml"))
+    run = runner.train(config, tmp_path / "run")
+    assert summary(run)["num_tasks"] == 10  # one goal per class, each its own env
+    assert int(metrics(run)[-1]["step"]) == 400
+
+
+@pytest.mark.parametrize("algo", ["TD3", "DDPG", "A2C"])
+def test_checkpoint_restores_every_parameter(algo, tmp_path):
+    kwargs = "{n_steps: 10}" if algo == "A2C" else "{learning_starts: 50, buffer_size: 1000}"
+    run = train(tmp_path, "env.observe_goal=false", f"agent.algo={algo}", f"agent.kwargs={kwargs}",
+                "total_steps=120")  # fmt: skip
+    config = runner.load_run_config(run)
+    fresh = SB3Run(config, run, config.env.build())
+    fresh.load_checkpoint(checkpoint.load_latest(run / "checkpoints"))
+    saved = torch.load(latest_checkpoint(run) / "agent.pt", weights_only=True)["parameters"]
+    for name, tensor in saved["policy"].items():
+        torch.testing.assert_close(fresh.model.get_parameters()["policy"][name], tensor)
+    assert fresh.model.num_timesteps == fresh.counters.env_steps == 120
+    fresh.close()
 
 
 # -- checkpoints, resume, offline eval (one run trained to 200, resumed to 400) ----------------
@@ -162,6 +185,11 @@ def test_her_without_goal_env_is_a_config_error(tmp_path, capsys):
     args = ["train", SMOKE, "env.observe_goal=false", "agent.her=true"]
     assert main([*args, "--run-dir", str(tmp_path / "run")]) == 2
     assert "agent.her: true needs a goal env" in capsys.readouterr().err
+
+
+def test_sampler_section_is_refused(tmp_path, capsys):
+    assert main(["train", SMOKE, "sampler.n_envs=4", "--run-dir", str(tmp_path / "run")]) == 2
+    assert "sampler: the sb3 loop runs one env per task class" in capsys.readouterr().err
 
 
 def test_algorithm_that_cannot_act_in_the_env_is_a_config_error(tmp_path, capsys):
