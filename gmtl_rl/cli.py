@@ -41,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     e.add_argument("--split", choices=["test", "train"], help="task split (default: the run's)")
     e.add_argument("--episodes", type=int, help="K, episodes per trial (default: the run's)")
+    e.add_argument(
+        "--protocol",
+        choices=["adaptation", "metaworld"],
+        default="adaptation",
+        help="adaptation: our adaptation curve (eval/); metaworld: Meta-World's own MT "
+        "evaluation, --episodes per class (default 50) (eval-metaworld/metaworld.json)",
+    )
 
     pl = sub.add_parser("plot", help="overlay the adaptation or training curves of several runs")
     pl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
@@ -139,6 +146,16 @@ def _eval(args: argparse.Namespace) -> int:
 
     if args.episodes is not None and args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.protocol == "metaworld":
+        if args.split is not None:
+            raise UsageError("--split does not apply to --protocol metaworld (MT: train goals)")
+        result_path = runner.evaluate_metaworld(args.run_dir, args.episodes or 50)
+        result = json.loads(result_path.read_text())
+        print(f"Meta-World {result['benchmark']}: mean success {result['mean_success']:.3f}")
+        for name, success in result["success_per_class"].items():
+            print(f"  {name:<28} {success:.3f}")
+        print(f"wrote {result_path}")
+        return 0
     out = runner.evaluate(args.run_dir, args.split, args.episodes)
     print(f"wrote {out / 'adaptation.csv'}, {out / 'summary.json'}, {out / 'adaptation.png'}")
     return 0

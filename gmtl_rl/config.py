@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gmtl_rl.agents.registry import AgentConfig, parse_agent_config
 from gmtl_rl.envs.registry import build, family, format_validation_error
-from gmtl_rl.envs.task import FamilyOptions, TaskDistribution
+from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution
 from gmtl_rl.errors import ConfigError, UsageError
 
 
@@ -37,7 +38,20 @@ class EvalConfig(_Section):
     split: Literal["test", "train"] = Field("test", description="task split to evaluate on")
     episodes: int = Field(1, ge=1, description="K: consecutive episodes per trial (adaptation)")
     repeats: int = Field(1, ge=1, description="R: trials per task")
-    max_tasks: int | None = Field(None, ge=1, description="evaluate the first N tasks only")
+    max_tasks: int | None = Field(
+        None, ge=1, description="evaluate N tasks spread evenly over the split (all: null)"
+    )
+
+    def tasks(self, distribution: TaskDistribution) -> list[Task]:
+        """The evaluated tasks: the split, or `max_tasks` of it at evenly spaced positions, so
+        a split grouped by class (Meta-World: 50 goals of each class in turn) keeps every
+        class."""
+        tasks = distribution.tasks(self.split)
+        if self.max_tasks is None or self.max_tasks >= len(tasks):
+            return tasks
+        positions = np.linspace(0, len(tasks), self.max_tasks, endpoint=False).astype(int)
+        return [tasks[i] for i in positions]
+
     n_envs: int = Field(4, ge=1, le=4096, description="envs stepped together during evaluation")
     deterministic: bool = Field(True, description="act with the policy's mode, not a sample")
     confidence: float = Field(0.95, gt=0, lt=1, description="bootstrap interval level")

@@ -15,6 +15,7 @@ from typing import Protocol
 from gmtl_rl import checkpoint
 from gmtl_rl.agents.registry import agent_spec
 from gmtl_rl.config import RunConfig, apply_overrides, parse_config, read_yaml
+from gmtl_rl.core.policy import Policy
 from gmtl_rl.envs.task import Task, TaskDistribution, tasks_from_json, tasks_to_json
 from gmtl_rl.errors import CheckpointError, ConfigError, UsageError
 from gmtl_rl.evaluation.adaptation import AdaptationRow, write_report
@@ -38,6 +39,9 @@ class Run(Protocol):
     def load_checkpoint(self, ckpt: checkpoint.Checkpoint) -> None: ...
 
     def adaptation_rows(self) -> list[AdaptationRow]: ...
+
+    def eval_policy(self) -> Policy:
+        """The trained agent as a Policy (for protocols other than ours)."""
 
     def close(self) -> None:
         """Release envs (and workers) without training."""
@@ -117,6 +121,18 @@ def evaluate(run_dir: str | Path, split: str | None = None, episodes: int | None
     return out
 
 
+def evaluate_metaworld(run_dir: str | Path, episodes: int = 50) -> Path:
+    """Meta-World's own MT protocol on a run's latest checkpoint -> eval-metaworld/."""
+    from gmtl_rl.evaluation.metaworld_protocol import evaluate_multitask, write_result
+
+    path = Path(run_dir)
+    run, config = _open_run(path, [])
+    run.close()
+    result = evaluate_multitask(run.eval_policy(), config.env.build(), episodes)
+    meta = eval_meta(config, path, run.counters.env_steps)
+    return write_result(result, path / "eval-metaworld", meta)
+
+
 def _open_run(path: Path, overrides: Sequence[str]) -> tuple[Run, RunConfig]:
     """A run directory's config (with allowed overrides) and its latest checkpoint, loaded."""
     config = load_run_config(path, overrides)
@@ -163,7 +179,7 @@ def _build_run(config: RunConfig, path: Path, distribution: TaskDistribution) ->
     builders = _run_builders()
     if spec.family not in builders:
         raise UsageError(f"agent {spec.name!r} has no training loop yet (family {spec.family!r})")
-    eval_tasks = distribution.tasks(config.eval.split)[: config.eval.max_tasks]
+    eval_tasks = config.eval.tasks(distribution)
     if (
         getattr(config.agent, "conditions_on_task", False)
         and (distribution.task_classes(eval_tasks) < 0).any()
@@ -171,8 +187,8 @@ def _build_run(config: RunConfig, path: Path, distribution: TaskDistribution) ->
         raise ConfigError(
             f"eval.split: the {config.eval.split} tasks of {distribution.name} include task "
             "classes this agent never trains on, and it acts on the task class id "
-            "(agent.task_encoding / agent.multi_head); set eval.split=train (the multi-task "
-            "protocol) or agent.task_encoding=none, agent.multi_head=false"
+            "(agent.task_encoding / agent.multi_head, or the one-hot an sb3 baseline sees); "
+            "set eval.split=train (the multi-task protocol)"
         )
     set_threads(config)
     return builders[spec.family](config, path, distribution)

@@ -113,6 +113,9 @@ class OffPolicyRun:
     def close(self) -> None:
         self.sampler.close()
 
+    def eval_policy(self) -> Policy:
+        return self.agent
+
     def _hindsight_relabeler(self, agent_cfg: Any) -> HindsightRelabeler | None:
         her = getattr(agent_cfg, "her", None)
         if her is None or her.strategy == "none":
@@ -322,7 +325,7 @@ class OffPolicyRun:
         return run_adaptation(
             self.agent,
             self.distribution,
-            self.distribution.tasks(cfg.split)[: cfg.max_tasks],
+            cfg.tasks(self.distribution),
             episodes=cfg.episodes,
             repeats=cfg.repeats,
             n_envs=cfg.n_envs,

@@ -471,6 +471,9 @@ class SB3Run:
         self.log.write(c.env_steps, values)
 
     # -- evaluation -------------------------------------------------------------------------
+    def eval_policy(self) -> SB3Policy:
+        return SB3Policy(self.model, self.encoder)
+
     def adaptation_rows(self) -> list[AdaptationRow]:
         """The model's adaptation curve under the config's eval protocol (own envs and seed)."""
         cfg = self.config.eval

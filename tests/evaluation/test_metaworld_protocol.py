@@ -1,0 +1,84 @@
+"""Our agents under Meta-World's own MT evaluation (`metaworld.evaluation.evaluation`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from metaworld.policies import ENV_POLICY_MAP
+
+from gmtl_rl.agents.sac import SAC, MTSACConfig
+from gmtl_rl.core.policy import StatelessPolicy
+from gmtl_rl.core.records import EnvSpec, Obs
+from gmtl_rl.envs import make
+from gmtl_rl.errors import ConfigError
+from gmtl_rl.evaluation.metaworld_protocol import evaluate_multitask
+
+
+class ScriptedExperts(StatelessPolicy):
+    """Meta-World's hand-written expert of each class, picked by the task class id we are
+    told: the success rate is high only if every env is told its own class."""
+
+    def __init__(self, class_names: list[str]) -> None:
+        self.experts = [ENV_POLICY_MAP[name]() for name in class_names]
+        self.seen: set[int] = set()
+
+    def act(self, obs: Obs, task_class: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        assert isinstance(obs, np.ndarray) and obs.dtype == np.float32
+        self.seen.update(task_class.tolist())
+        rows = [
+            self.experts[c].get_action(o.astype(np.float64))
+            for o, c in zip(obs, task_class, strict=True)
+        ]
+        return np.clip(np.stack(rows), -1.0, 1.0).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def mt10():
+    return make("metaworld/MT10")
+
+
+def test_scripted_experts_succeed_under_the_benchmark_protocol(mt10):
+    experts = ScriptedExperts(mt10.class_names)
+    result = evaluate_multitask(experts, mt10, num_episodes=1)
+    assert experts.seen == set(range(10))
+    assert sorted(result.success_per_class) == sorted(mt10.class_names)
+    # Meta-World's experts solve every MT10 class at least 9 times in 10 (its own tests).
+    assert result.mean_success >= 0.8, result.success_per_class
+
+
+def test_a_shuffled_class_id_breaks_the_experts(mt10):
+    """The check above can fail: telling each env another class's id ruins success."""
+    experts = ScriptedExperts(mt10.class_names[1:] + mt10.class_names[:1])
+    assert evaluate_multitask(experts, mt10, num_episodes=1).mean_success <= 0.4
+
+
+def test_an_mtsac_agent_runs_under_the_protocol(mt10):
+    space = mt10.make_env()
+    agent = SAC(
+        MTSACConfig(hidden=[32, 32]),
+        EnvSpec(space.observation_space, space.action_space, mt10.num_task_classes),
+    )
+    result = evaluate_multitask(agent, mt10, num_episodes=1)
+    assert 0.0 <= result.mean_success <= 1.0 and len(result.success_per_class) == 10
+    assert result.reward_version == "v2"
+
+
+def test_meta_learning_families_are_refused():
+    with pytest.raises(ConfigError, match="needs metaworld/MT1, MT10 or MT50"):
+        evaluate_multitask(ScriptedExperts([]), make("metaworld/ML1"), num_episodes=1)
+
+
+def test_cli_runs_the_metaworld_protocol_on_a_trained_run(tmp_path, capsys):
+    from gmtl_rl.cli import main
+
+    smoke = Path(__file__).parents[2] / "configs" / "smoke" / "mtsac_mt10.yaml"
+    run = tmp_path / "run"
+    assert main(["train", str(smoke), "--run-dir", str(run)]) == 0
+    assert main(["eval", str(run), "--protocol", "metaworld", "--episodes", "1"]) == 0
+    result = json.loads((run / "eval-metaworld" / "metaworld.json").read_text())
+    assert result["benchmark"] == "metaworld/MT10" and result["num_episodes"] == 1
+    assert len(result["success_per_class"]) == 10
+    assert "mean success" in capsys.readouterr().out
