@@ -138,7 +138,8 @@ def test_user_error_in_a_real_process_prints_no_traceback():
 
 def test_task_embedding_with_held_out_eval_is_refused_before_training(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", SMOKE, "agent.task_encoding=one_hot", "--run-dir", str(run)]) == 2
+    args = ["agent.task_encoding=one_hot", "env.observe_goal=false", "--run-dir", str(run)]
+    assert main(["train", SMOKE, *args]) == 2
     assert "eval.split=train" in capsys.readouterr().err
     assert not run.exists()  # nothing half-made is left behind
 

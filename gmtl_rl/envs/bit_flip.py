@@ -123,6 +123,10 @@ class BitFlip(TaskDistribution):
     Options = BitFlipOptions
     options: BitFlipOptions
 
+    @property
+    def observes_task(self) -> bool:
+        return True  # GoalEnv: the goal is in the observation
+
     def __init__(self, options: FamilyOptions) -> None:
         super().__init__(options)
         o = self.options

@@ -171,6 +171,12 @@ class _PointFamily(TaskDistribution):
     def horizon(self) -> int | None:
         return int(self.options.horizon)
 
+    @property
+    def observes_task(self) -> bool:
+        return bool(
+            self.options.observe_goal
+        )  # hidden goals (meta-RL) tell tasks apart only by reward
+
     def make_env(self, task: Task | None = None) -> gym.Env:
         task = task or self._train[0]
         kwargs = self._env_kwargs()

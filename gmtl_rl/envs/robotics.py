@@ -137,6 +137,10 @@ class _FetchFamily(TaskDistribution):
     options: FetchOptions
     env_id: ClassVar[str]
 
+    @property
+    def observes_task(self) -> bool:
+        return True  # GoalEnv: the goal is in the observation
+
     def __init__(self, options: FamilyOptions) -> None:
         super().__init__(options)
         o = self.options
@@ -218,6 +222,10 @@ class _MazeFamily(TaskDistribution):
     Options = MazeOptions
     options: MazeOptions
     ids: ClassVar[dict[str, str]]
+
+    @property
+    def observes_task(self) -> bool:
+        return True  # GoalEnv: the goal is in the observation
 
     def __init__(self, options: FamilyOptions) -> None:
         super().__init__(options)

@@ -140,18 +140,27 @@ class TaskDistribution(ABC):
 
     # -- task classes: the identity a multi-task agent conditions on ------------------------
     @property
+    def observes_task(self) -> bool:
+        """True when observations show what tells tasks apart (a goal in a GoalEnv): then all
+        tasks share one class, and agents reach held-out tasks through the observation."""
+        return False
+
+    @property
     def num_task_classes(self) -> int:
         """How many task classes the train split has (class ids are 0..n-1)."""
-        return len(self._train)
+        return 1 if self.observes_task else len(self._train)
 
     def task_classes(self, tasks: Sequence[Task]) -> np.ndarray:
         """Class id of each task, -1 for a task whose class was never trained on.
 
         By default every train task is its own class (its position in the train split), so a
-        held-out task has none. Families whose tasks group into named classes override this:
+        held-out task has none; where the observation shows the task (`observes_task`), all
+        tasks are class 0. Families whose tasks group into named classes override this:
         Meta-World's class is the environment (`reach-v3`), shared by its 50 goal variations,
         so MT-SAC's one-hot, heads and temperatures are per class, as in the benchmark.
         """
+        if self.observes_task:
+            return np.zeros(len(tasks), np.int64)
         position = {task: i for i, task in enumerate(self._train)}
         return np.asarray([position.get(task, -1) for task in tasks], np.int64)
 

@@ -209,10 +209,10 @@ class SB3Run:
 
     def __init__(self, config: RunConfig, run_dir: Path, distribution: TaskDistribution) -> None:
         assert isinstance(config.agent, SB3Config)
-        if config.sampler != SamplerConfig():
+        if config.sampler.autoreset_mode != SamplerConfig().autoreset_mode:
             raise ConfigError(
-                "sampler: the sb3 loop runs one env per task class and SB3 resets them itself; "
-                "remove the sampler section (it configures our own agents' sampler)"
+                "sampler.autoreset_mode: SB3 resets its envs itself; remove the key "
+                "(sampler.n_envs does apply: envs are spread evenly over the task classes)"
             )
         self.config = config
         self.agent_config: SB3Config = config.agent
@@ -230,19 +230,22 @@ class SB3Run:
         finally:
             probe.close()
         self.finished_episodes: list[EpisodeStats] = []
-        # One generator per env (SeedSequence spawning), so each class's task draws are its own.
-        task_seeds = np.random.SeedSequence(self.seeds.tasks).spawn(n_classes)
+        # At least one env per class, and an equal number per class (env i runs class
+        # i % n_classes): n_envs rounded up to a multiple of the class count.
+        n_envs = -(-max(config.sampler.n_envs, n_classes) // n_classes) * n_classes
+        # One generator per env (SeedSequence spawning), so each env's task draws are its own.
+        task_seeds = np.random.SeedSequence(self.seeds.tasks).spawn(n_envs)
         self.task_rngs = [np.random.default_rng(s) for s in task_seeds]
         envs = [
             ClassTaskEnv(
                 distribution,
-                [t for t, k in zip(train_tasks, classes, strict=True) if k == c],
-                c,
+                [t for t, k in zip(train_tasks, classes, strict=True) if k == i % n_classes],
+                i % n_classes,
                 self.encoder,
-                self.task_rngs[c],
+                self.task_rngs[i],
                 self.finished_episodes,
             )
-            for c in range(n_classes)
+            for i in range(n_envs)
         ]
         from stable_baselines3.common.vec_env import DummyVecEnv
 

@@ -121,3 +121,13 @@ def test_task_conditioned_sac_solves_hidden_goal_tasks_that_plain_sac_cannot(tmp
     if agent == "mtsac":  # the baseline once: the gap is the point
         plain = _train_return(tmp_path, "sac")
         assert conditioned > plain + 5.0, (conditioned, plain)
+
+
+def test_goal_envs_put_every_task_in_one_class_so_held_out_goals_are_allowed():
+    goal = make("point-robot", observe_goal=True, n_train=5, n_test=3)
+    assert goal.num_task_classes == 1
+    assert goal.task_classes(goal.test_tasks()).tolist() == [0, 0, 0]
+    hidden = make("point-robot", n_train=5, n_test=3)
+    assert hidden.num_task_classes == 5
+    assert hidden.task_classes(hidden.test_tasks()).tolist() == [-1, -1, -1]
+    assert hidden.task_classes(hidden.train_tasks()[::-1]).tolist() == [4, 3, 2, 1, 0]

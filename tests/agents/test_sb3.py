@@ -154,11 +154,19 @@ def test_gmtl_eval_writes_the_report(split_run, capsys):
     assert (run / "eval-train-k1" / "summary.json").is_file()
 
 
-def test_eval_on_held_out_tasks_is_refused(split_run, capsys):
+def test_goal_env_run_evaluates_on_held_out_goals(split_run):
+    # The goal is observed, so every goal is the one class the policy knows.
     run, _ = split_run
-    assert main(["eval", str(run), "--split", "test"]) == 2
+    assert main(["eval", str(run), "--split", "test"]) == 0
+    assert json.loads((run / "eval-test-k2" / "summary.json").read_text())["num_tasks"] == 4
+
+
+def test_held_out_tasks_without_a_class_are_refused(tmp_path, capsys):
+    args = ["env.observe_goal=false", "eval.split=test", "--run-dir", str(tmp_path / "run")]
+    assert main(["train", SMOKE, *args]) == 2
     err = capsys.readouterr().err.strip()
     assert "eval.split" in err and "set eval.split=train" in err and "\n" not in err
+    assert not (tmp_path / "run").exists()
 
 
 # -- config errors: one line, exit 2, nothing written -----------------------------------------
@@ -187,9 +195,20 @@ def test_her_without_goal_env_is_a_config_error(tmp_path, capsys):
     assert "agent.her: true needs a goal env" in capsys.readouterr().err
 
 
-def test_sampler_section_is_refused(tmp_path, capsys):
-    assert main(["train", SMOKE, "sampler.n_envs=4", "--run-dir", str(tmp_path / "run")]) == 2
-    assert "sampler: the sb3 loop runs one env per task class" in capsys.readouterr().err
+def test_sampler_autoreset_mode_is_refused(tmp_path, capsys):
+    args = ["sampler.autoreset_mode=same_step", "--run-dir", str(tmp_path / "run")]
+    assert main(["train", SMOKE, *args]) == 2
+    assert "sampler.autoreset_mode: SB3 resets its envs itself" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("observe_goal", "n_envs", "expected"), [(False, 6, 8), (True, 3, 3)])
+def test_envs_are_spread_evenly_over_task_classes(tmp_path, observe_goal, n_envs, expected):
+    config = load_config(SMOKE, [f"env.observe_goal={observe_goal}", f"sampler.n_envs={n_envs}"])
+    run = SB3Run(config, tmp_path, config.env.build())
+    try:
+        assert run.vec.num_envs == expected  # hidden goals: 4 classes -> a multiple of 4
+    finally:
+        run.close()
 
 
 def test_algorithm_that_cannot_act_in_the_env_is_a_config_error(tmp_path, capsys):
