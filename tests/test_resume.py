@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from trees import assert_tree_equal
 
 from gmtl_rl import checkpoint
@@ -19,8 +20,18 @@ def _final_agent(run_dir: Path) -> dict:
     return checkpoint.load_latest(run_dir / "checkpoints").agent["agent"]
 
 
-def test_split_run_resumed_in_a_new_process_matches_the_straight_run(tmp_path):
-    common = ["total_steps=460", "checkpoint.every_steps=0", "eval.max_tasks=2"]
+AGENTS = {
+    "sac": [],
+    # HER: relabelling reads the episode index, which a resumed run rebuilds from replay.
+    "sac_her": ["agent.name=sac_her", "agent.gamma=0.99", "agent.tau=0.005"],
+    # Multi-head MT-SAC on hidden goals: per-class heads, temperatures, balanced batches.
+    "mhsac": ["agent.name=mhsac", "env.observe_goal=false", "eval.split=train"],
+}
+
+
+@pytest.mark.parametrize("agent", list(AGENTS))
+def test_split_run_resumed_in_a_new_process_matches_the_straight_run(tmp_path, agent):
+    common = ["total_steps=460", "checkpoint.every_steps=0", "eval.max_tasks=2", *AGENTS[agent]]
     assert main(["train", SMOKE, *common, "--run-dir", str(tmp_path / "straight")]) == 0
     # Stop at 230 env steps: mid-episode (115 steps per env, horizon 20) and mid-training.
     split = tmp_path / "split"
