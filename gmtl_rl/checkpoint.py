@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gmtl_rl.errors import CheckpointError
+from gmtl_rl.errors import CheckpointError, StorageError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -103,10 +103,40 @@ def save(
     replay: Any | None = None,
     keep: int = 2,
 ) -> Path:
-    """Write checkpoint `step-<step>` under `root` atomically; prune to the newest `keep`."""
-    root.mkdir(parents=True, exist_ok=True)
+    """Write checkpoint `step-<step>` under `root` atomically; prune to the newest `keep`.
+
+    A write that fails (full disk, read-only directory) removes its partial temp directory
+    and raises StorageError; the checkpoints already there are untouched.
+    """
     final = root / f"step-{step:012d}"
     tmp = root / f".tmp-step-{step:012d}-{os.getpid()}"
+    try:
+        _write(root, final, tmp, step, agent_state, state, replay)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        previous = list_checkpoints(root)
+        kept = f"the last whole checkpoint is {previous[-1]}" if previous else "none was written"
+        raise StorageError(
+            f"cannot write checkpoint {final}: {err.strerror or err}; {kept} "
+            "(free space or fix permissions, then `gmtl resume`)"
+        ) from None
+    for old in list_checkpoints(root)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    for stale in root.glob(".tmp-step-*"):  # left by a save that was killed mid-write
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def _write(
+    root: Path,
+    final: Path,
+    tmp: Path,
+    step: int,
+    agent_state: dict[str, Any],
+    state: dict[str, Any],
+    replay: Any | None,
+) -> None:
+    root.mkdir(parents=True, exist_ok=True)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
@@ -134,11 +164,6 @@ def save(
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    for old in list_checkpoints(root)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    for stale in root.glob(".tmp-step-*"):  # left by a save that was killed mid-write
-        shutil.rmtree(stale, ignore_errors=True)
-    return final
 
 
 def list_checkpoints(root: Path) -> list[Path]:

@@ -89,6 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NumericalFault as fault:
         print(f"gmtl {args.command}: numerical fault: {fault}", file=sys.stderr)
         return fault.exit_code
+    except OSError as err:  # the machine's, not ours: read-only or full disk, missing device
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"gmtl {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("gmtl: interrupted", file=sys.stderr)
         return 130

@@ -18,6 +18,11 @@ class CheckpointError(UsageError):
     """A checkpoint or run directory is missing, incomplete, corrupt or tampered with."""
 
 
+class StorageError(UsageError):
+    """The run directory cannot be written (read-only, full disk, not a directory); what was
+    written before, checkpoints included, is intact."""
+
+
 class NumericalFault(Exception):
     """Training produced a non-finite loss or parameter; the last good checkpoint is kept."""
 
