@@ -17,6 +17,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from gmtl_rl.core.policy import Policy
 from gmtl_rl.core.records import EpisodeRecord, Obs, StepBatch, obs_copy, obs_index
+from gmtl_rl.envs.numerical_guard import NumericalGuard
 from gmtl_rl.envs.task import Task, TaskDistribution
 
 AUTORESET_MODES = {
@@ -154,6 +155,7 @@ class RolloutSampler:
         )
         self.seed = seed
         self.finished: list[EpisodeRecord] = []
+        self.instabilities = 0  # episodes cut by NumericalGuard (simulator blow-ups)
         self._next_episode_id = 0
         self._next_trial_id = 0
         self._policy_needs_reset = np.zeros(n_envs, bool)
@@ -172,9 +174,8 @@ class RolloutSampler:
 
     def _env_factory(self, i: int) -> Any:
         def make() -> gym.Env:
-            return TaskEnvWrapper(
-                self.distribution.make_env(self.tasks[0]), self.distribution, 0, self.tasks[0]
-            )
+            env = NumericalGuard(self.distribution.make_env(self.tasks[0]))
+            return TaskEnvWrapper(env, self.distribution, 0, self.tasks[0])
 
         return make
 
@@ -232,6 +233,7 @@ class RolloutSampler:
         dummy = s.awaiting_autoreset.copy()
         done = (terminated | truncated) & ~dummy
         success = _info_column(info, "success", self.num_envs)
+        unstable = _info_column(info, "numerical_instability", self.num_envs)
 
         true_next = next_obs
         if self.mode == AutoresetMode.SAME_STEP and done.any():
@@ -240,9 +242,12 @@ class RolloutSampler:
             # and the step's info are in final_obs / final_info.
             final_obs, final_info = info["final_obs"], info.get("final_info", {})
             final_success = _info_column(final_info, "success", self.num_envs)
+            final_unstable = _info_column(final_info, "numerical_instability", self.num_envs)
             for i in np.flatnonzero(done):
                 _set_row(true_next, int(i), final_obs[i])
                 success[i] = final_success[i]
+                unstable[i] = final_unstable[i]
+        self.instabilities += int((unstable[valid] > 0).sum())
 
         batch = StepBatch(
             obs=obs,
@@ -327,6 +332,7 @@ class RolloutSampler:
             "policy_needs_reset": self._policy_needs_reset.copy(),
             "next_episode_id": self._next_episode_id,
             "next_trial_id": self._next_trial_id,
+            "instabilities": self.instabilities,
             "schedule": self.schedule.state_dict(),
             "env_states": [self._wrapper(i).unwrapped.get_state() for i in range(self.num_envs)]  # type: ignore[attr-defined]
             if stateful
@@ -339,6 +345,7 @@ class RolloutSampler:
             getattr(self.slots, name)[...] = value
         self._next_episode_id = int(state["next_episode_id"])
         self._next_trial_id = int(state["next_trial_id"])
+        self.instabilities = int(state.get("instabilities", 0))
         self.schedule.load_state_dict(state["schedule"])
         self._policy_needs_reset[...] = state["policy_needs_reset"]
         for i in range(self.num_envs):

@@ -96,7 +96,7 @@ class OffPolicyRun:
         self._reset_schedule()
         self.columns = [
             "step", "time_s", "steps_per_s", "episodes", "updates",
-            "train_return", "train_success", "train_length",
+            "train_return", "train_success", "train_length", "env_instabilities",
             *self.agent.metric_names(),
             "eval_return_first", "eval_return_last", "eval_success_last",
         ]  # fmt: skip
@@ -304,6 +304,7 @@ class OffPolicyRun:
             "steps_per_s": (c.env_steps - last_steps) / max(now - last_time, 1e-9),
             "episodes": c.episodes,
             "updates": c.updates,
+            "env_instabilities": self.sampler.instabilities,
         }
         self._last_log = (c.env_steps, now)
         if self._episode_window:
