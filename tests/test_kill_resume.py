@@ -51,3 +51,55 @@ def test_run_killed_twice_then_resumed_matches_an_uninterrupted_run(tmp_path):
     assert_tree_equal(expected.agent["agent"], final.agent["agent"], atol=1e-6)
     steps = [int(r.split(",")[0]) for r in (run / "metrics.csv").read_text().splitlines()[1:]]
     assert steps == sorted(steps) and len(steps) == len(set(steps)) + 1  # + the final eval row
+
+
+LAUNCHER = """
+import sys, time
+from pathlib import Path
+import gmtl_rl.checkpoint as ckpt
+
+marker, pause_at = Path(sys.argv[1]), int(sys.argv[2])
+write = ckpt._fsync_write
+seen = {"state": 0}
+
+def write_then_hang(path, data):
+    write(path, data)
+    if path.name == "state.json":
+        seen["state"] += 1
+        if seen["state"] == pause_at:  # inside a checkpoint: files half written, no manifest
+            marker.write_text(str(path.parent))
+            time.sleep(600)
+
+ckpt._fsync_write = write_then_hang
+from gmtl_rl.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def test_kill_during_a_checkpoint_write_keeps_the_previous_one_and_resume_matches(tmp_path):
+    straight = tmp_path / "straight"
+    assert main(["train", SMOKE, *COMMON, "--run-dir", str(straight)]) == 0
+
+    run, marker = tmp_path / "killed", tmp_path / "inside-checkpoint"
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(LAUNCHER)
+    cmd = [sys.executable, str(launcher), str(marker), "3", "train", SMOKE, *COMMON,
+           "--run-dir", str(run)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert marker.exists(), "the run never reached its third checkpoint"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+
+    half_written = Path(marker.read_text())
+    assert half_written.name.startswith(".tmp-step-") and half_written.exists()
+    latest = checkpoint.load_latest(run / "checkpoints")  # the previous one, whole
+    assert latest.step == 200 and not latest.state["finished"]
+    assert main(["resume", str(run)]) == 0
+    assert not half_written.exists()  # the stale temp dir is cleaned up
+    final = checkpoint.load_latest(run / "checkpoints")
+    assert final.state["finished"] and final.step == 700
+    expected = checkpoint.load_latest(straight / "checkpoints")
+    assert_tree_equal(expected.agent["agent"], final.agent["agent"], atol=1e-6)
