@@ -17,7 +17,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
-from gmtl_rl.errors import NumericalFault, UsageError
+from gmtl_rl.errors import EnvWorkerFailure, NumericalFault, UsageError
 
 EPILOG = "Docs: README.md. Every config key can be overridden as key.sub=value after CONFIG."
 
@@ -89,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NumericalFault as fault:
         print(f"gmtl {args.command}: numerical fault: {fault}", file=sys.stderr)
         return fault.exit_code
+    except EnvWorkerFailure as failure:
+        print(f"gmtl {args.command}: env worker failure: {failure}", file=sys.stderr)
+        return failure.exit_code
     except OSError as err:  # the machine's, not ours: read-only or full disk, missing device
         where = f"{err.filename}: " if err.filename else ""
         print(f"gmtl {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)

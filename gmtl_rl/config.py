@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gmtl_rl.agents.registry import AgentConfig, parse_agent_config
 from gmtl_rl.envs.registry import build, family, format_validation_error
@@ -31,6 +31,21 @@ class SamplerConfig(_Section):
     autoreset_mode: Literal["disabled", "next_step", "same_step"] = Field(
         "disabled", description="Gymnasium vector autoreset mode (disabled: the sampler resets)"
     )
+    backend: Literal["sync", "subprocess"] = Field(
+        "sync", description="step envs in this process, or one worker process per env"
+    )
+    worker_timeout_s: float = Field(
+        60.0, gt=0, description="subprocess: a worker silent this long is restarted"
+    )
+    max_restarts: int = Field(
+        3, ge=0, description="subprocess: worker restarts allowed before training stops"
+    )
+
+    @model_validator(mode="after")
+    def _subprocess_resets_itself(self) -> SamplerConfig:
+        if self.backend == "subprocess" and self.autoreset_mode != "disabled":
+            raise ValueError("backend subprocess needs autoreset_mode disabled (it resets envs)")
+        return self
 
 
 class EvalConfig(_Section):

@@ -29,6 +29,12 @@ class NumericalFault(Exception):
     exit_code = 3
 
 
+class EnvWorkerFailure(Exception):
+    """An env worker kept failing past sampler.max_restarts; the last checkpoint is kept."""
+
+    exit_code = 4
+
+
 def unknown_name(kind: str, name: str, valid: Iterable[str], where: str = "") -> UsageError:
     """An error for an unknown registry name, listing valid names with the closest first."""
     valid = sorted(valid)

@@ -17,6 +17,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from gmtl_rl.core.policy import Policy
 from gmtl_rl.core.records import EpisodeRecord, Obs, StepBatch, obs_copy, obs_index
+from gmtl_rl.core.workers import SubprocessVectorEnv
 from gmtl_rl.envs.numerical_guard import NumericalGuard
 from gmtl_rl.envs.task import Task, TaskDistribution
 
@@ -140,6 +141,9 @@ class RolloutSampler:
         seed: int,
         episodes_per_trial: int = 1,
         autoreset_mode: AutoresetMode | str = AutoresetMode.DISABLED,
+        backend: str = "sync",
+        worker_timeout_s: float = 60.0,
+        max_restarts: int = 3,
     ) -> None:
         if n_envs < 1:
             raise ValueError(f"n_envs must be >= 1, got {n_envs}")
@@ -160,10 +164,17 @@ class RolloutSampler:
         self._next_trial_id = 0
         self._policy_needs_reset = np.zeros(n_envs, bool)
         self.slots = _EnvSlots(n_envs)
-        # copy=False: the step below copies the observations once itself.
-        self.vec = SyncVectorEnv(
-            [self._env_factory(i) for i in range(n_envs)], autoreset_mode=self.mode, copy=False
-        )
+        factories = [self._env_factory(i) for i in range(n_envs)]
+        self.vec: Any
+        if backend == "subprocess":
+            if self.mode != AutoresetMode.DISABLED:
+                raise ValueError("the subprocess backend resets envs itself: autoreset disabled")
+            self.vec = SubprocessVectorEnv(factories, worker_timeout_s, max_restarts)
+        elif backend == "sync":
+            # copy=False: the step below copies the observations once itself.
+            self.vec = SyncVectorEnv(factories, autoreset_mode=self.mode, copy=False)
+        else:
+            raise ValueError(f"unknown sampler backend {backend!r}: sync or subprocess")
         self.single_action_space = self.vec.single_action_space
         self.single_observation_space = self.vec.single_observation_space
         self._obs: Obs = self._start(np.ones(n_envs, bool), first=True)
@@ -184,6 +195,29 @@ class RolloutSampler:
         assert isinstance(env, TaskEnvWrapper)
         return env
 
+    # Per-env access that works for both backends (in process, or in a worker).
+    def _set_pending(self, i: int, task_id: int) -> None:
+        pending = (task_id, self.tasks[task_id])
+        if isinstance(self.vec, SubprocessVectorEnv):
+            self.vec.set_pending(i, pending)
+        else:
+            self._wrapper(i).pending = pending
+
+    def _get_env_state(self, i: int) -> Any:
+        if isinstance(self.vec, SubprocessVectorEnv):
+            return self.vec.get_state(i)
+        return self._wrapper(i).unwrapped.get_state()  # type: ignore[attr-defined]
+
+    def _set_env_state(self, i: int, state: Any) -> None:
+        if isinstance(self.vec, SubprocessVectorEnv):
+            self.vec.set_state(i, state)
+        else:
+            self._wrapper(i).unwrapped.set_state(state)  # type: ignore[attr-defined]
+
+    @property
+    def worker_restarts(self) -> int:
+        return self.vec.restarts if isinstance(self.vec, SubprocessVectorEnv) else 0
+
     # -- trials and resets ----------------------------------------------------------------
     def _new_episode(self, mask: np.ndarray) -> None:
         idx = np.flatnonzero(mask)
@@ -200,7 +234,7 @@ class RolloutSampler:
             if task_id is None:
                 self.slots.active[i] = False
                 task_id = int(self.slots.task_id[i])  # idle: keep stepping the old task
-            self._wrapper(int(i)).pending = (task_id, self.tasks[task_id])
+            self._set_pending(int(i), task_id)
             self.slots.task_id[i] = task_id
             self.slots.trial_id[i] = self._next_trial_id
             self._next_trial_id += 1
@@ -321,6 +355,8 @@ class RolloutSampler:
 
     # -- checkpointing ------------------------------------------------------------------------
     def envs_are_stateful(self) -> bool:
+        if isinstance(self.vec, SubprocessVectorEnv):
+            return self.vec.has_state()
         return all(hasattr(self._wrapper(i).unwrapped, "get_state") for i in range(self.num_envs))
 
     def state_dict(self) -> dict[str, Any]:
@@ -334,7 +370,7 @@ class RolloutSampler:
             "next_trial_id": self._next_trial_id,
             "instabilities": self.instabilities,
             "schedule": self.schedule.state_dict(),
-            "env_states": [self._wrapper(i).unwrapped.get_state() for i in range(self.num_envs)]  # type: ignore[attr-defined]
+            "env_states": [self._get_env_state(i) for i in range(self.num_envs)]
             if stateful
             else None,
         }
@@ -349,12 +385,11 @@ class RolloutSampler:
         self.schedule.load_state_dict(state["schedule"])
         self._policy_needs_reset[...] = state["policy_needs_reset"]
         for i in range(self.num_envs):
-            task_id = int(self.slots.task_id[i])
-            self._wrapper(i).pending = (task_id, self.tasks[task_id])
+            self._set_pending(i, int(self.slots.task_id[i]))
         obs, _ = self.vec.reset(options={"reset_mask": np.ones(self.num_envs, bool)})
         if state["env_states"] is not None:
             for i, env_state in enumerate(state["env_states"]):
-                self._wrapper(i).unwrapped.set_state(env_state)  # type: ignore[attr-defined]
+                self._set_env_state(i, env_state)
             self._obs = state["obs"]
         else:
             self._obs = obs

@@ -75,6 +75,9 @@ class OffPolicyRun:
             UniformTaskSchedule(len(self.train_tasks), np.random.default_rng(self.seeds.tasks)),
             seed=self.seeds.envs,
             autoreset_mode=config.sampler.autoreset_mode,
+            backend=config.sampler.backend,
+            worker_timeout_s=config.sampler.worker_timeout_s,
+            max_restarts=config.sampler.max_restarts,
         )
         env = EnvSpec(
             self.sampler.single_observation_space,
@@ -86,6 +89,7 @@ class OffPolicyRun:
         agent_cfg = self.agent.config
         self.replay = ReplayStorage(agent_cfg.buffer_size, env.observation_space, env.action_space)
         self.replay_sampler: ReplaySampler = SAMPLERS[agent_cfg.replay_sampler]()
+        self._reward_env: gym.Env | None = None
         self.relabel = self._hindsight_relabeler(agent_cfg)
         self.replay_rng = np.random.default_rng(self.seeds.replay)
         space = env.action_space
@@ -97,6 +101,7 @@ class OffPolicyRun:
         self.columns = [
             "step", "time_s", "steps_per_s", "episodes", "updates",
             "train_return", "train_success", "train_length", "env_instabilities",
+            "env_worker_restarts",
             *self.agent.metric_names(),
             "eval_return_first", "eval_return_last", "eval_success_last",
         ]  # fmt: skip
@@ -112,6 +117,8 @@ class OffPolicyRun:
 
     def close(self) -> None:
         self.sampler.close()
+        if self._reward_env is not None:
+            self._reward_env.close()
 
     def eval_policy(self) -> Policy:
         return self.agent
@@ -120,7 +127,6 @@ class OffPolicyRun:
         her = getattr(agent_cfg, "her", None)
         if her is None or her.strategy == "none":
             return None
-        env = self.sampler.vec.envs[0]
         space = self.sampler.single_observation_space
         keys = set(space.spaces) if isinstance(space, gym.spaces.Dict) else set()
         if not {"observation", "achieved_goal", "desired_goal"} <= keys:
@@ -130,8 +136,10 @@ class OffPolicyRun:
                 f"observation/achieved_goal/desired_goal and compute_reward); "
                 f"{self.distribution.name} is not one; set agent.her.strategy=none"
             )
+        # A local env for the reward function (the sampler's envs may live in workers).
+        self._reward_env = self.distribution.make_env(self.train_tasks[0])
         try:
-            compute_reward = env.get_wrapper_attr("compute_reward")
+            compute_reward = self._reward_env.get_wrapper_attr("compute_reward")
         except AttributeError:
             self.sampler.close()
             raise ConfigError(
@@ -233,7 +241,7 @@ class OffPolicyRun:
         finally:
             restore_signal_handlers(previous)
             self.log.close()
-            self.sampler.close()
+            self.close()
 
     def _update(self, batch_size: int) -> None:
         rows = self.replay_sampler.rows(self.replay, batch_size, self.replay_rng)
@@ -305,6 +313,7 @@ class OffPolicyRun:
             "episodes": c.episodes,
             "updates": c.updates,
             "env_instabilities": self.sampler.instabilities,
+            "env_worker_restarts": self.sampler.worker_restarts,
         }
         self._last_log = (c.env_steps, now)
         if self._episode_window:
