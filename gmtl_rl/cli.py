@@ -53,9 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     pl.add_argument("--out", required=True, help="PNG file to write")
     pl.add_argument(
-        "--kind", choices=["adaptation", "training"], default="adaptation",
+        "--kind", choices=["adaptation", "training", "options"], default="adaptation",
         help="adaptation: return/success against k (eval/adaptation.csv); "
-        "training: evaluation points against env steps (metrics.csv)",
+        "training: evaluation points against env steps (metrics.csv); "
+        "options: the option map of one option_critic run on four-rooms",
     )  # fmt: skip
     pl.add_argument("--statistic", choices=["mean", "iqm"], default="mean")
     pl.add_argument(
@@ -174,6 +175,13 @@ def _plot(args: argparse.Namespace) -> int:
     from gmtl_rl.evaluation.plots import plot_adaptation
     from gmtl_rl.evaluation.training import read_eval_points, write_training_plot
 
+    if args.kind == "options":
+        from gmtl_rl.evaluation.option_map import plot_option_map
+
+        if len(args.run_dirs) != 1:
+            raise UsageError("--kind options draws one run: give exactly one RUN_DIR")
+        print(f"wrote {plot_option_map(args.run_dirs[0], args.out)}")
+        return 0
     groups: dict[str, list[Any]] = defaultdict(list)
     for run_dir in args.run_dirs:
         path = Path(run_dir)

@@ -105,6 +105,9 @@ class RunConfig(_Section):
     experiment: str = Field("default", pattern=r"^[A-Za-z0-9_.\-]+$", description="run group name")
     seed: int = Field(0, ge=0, description="seeds python, numpy, torch, envs and task sampling")
     total_steps: int = Field(..., ge=1, description="env steps to train for")
+    total_episodes: int | None = Field(
+        None, ge=1, description="also stop after this many episodes (e.g. Four Rooms' 2000)"
+    )
     device: str = Field("cpu", description="torch device: cpu, cuda, cuda:1, ...")
     threads: int | None = Field(
         None, ge=1, description="torch CPU threads (default: min(2, cores))"

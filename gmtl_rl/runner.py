@@ -24,7 +24,7 @@ from gmtl_rl.training.common import versions as package_versions
 
 __all__ = ["Interrupted", "evaluate", "resume", "train"]
 
-RESUMABLE_KEYS = ("total_steps", "eval.", "checkpoint.", "logging.")
+RESUMABLE_KEYS = ("total_steps", "total_episodes", "eval.", "checkpoint.", "logging.")
 
 
 class Run(Protocol):
@@ -53,8 +53,9 @@ RunBuilder = Callable[[RunConfig, Path, TaskDistribution], Run]
 def _run_builders() -> dict[str, RunBuilder]:
     """Agent family -> its training loop (imported lazily: SB3 costs a second to import)."""
     from gmtl_rl.training.off_policy import OffPolicyRun
+    from gmtl_rl.training.online import OnlineRun
 
-    builders: dict[str, RunBuilder] = {"off_policy": OffPolicyRun}
+    builders: dict[str, RunBuilder] = {"off_policy": OffPolicyRun, "online": OnlineRun}
     try:
         from gmtl_rl.training.sb3 import SB3Run
     except ImportError:  # pragma: no cover - the module lands with the SB3 adapter
@@ -94,7 +95,10 @@ def resume(run_dir: str | Path, overrides: Sequence[str] = ()) -> tuple[Path, bo
     """Continue a run from its latest checkpoint; returns (dir, whether any training ran)."""
     path = Path(run_dir)
     run, config = _open_run(path, overrides)
-    if run.finished and run.counters.env_steps >= config.total_steps:
+    episodes_done = config.total_episodes is not None and (
+        run.counters.episodes >= config.total_episodes
+    )
+    if run.finished and (run.counters.env_steps >= config.total_steps or episodes_done):
         run.close()
         return path, False
     run.finished = False
@@ -151,7 +155,8 @@ def load_run_config(path: Path, overrides: Sequence[str] = ()) -> RunConfig:
         key = item.partition("=")[0]
         if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_KEYS):
             raise ConfigError(
-                f"override {item!r}: only total_steps, eval.*, checkpoint.* and logging.* "
+                f"override {item!r}: only total_steps, total_episodes, eval.*, checkpoint.* "
+                "and logging.* "
                 "can change in an existing run"
             )
     return parse_config(apply_overrides(read_yaml(path / "config.yaml"), overrides))
