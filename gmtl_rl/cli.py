@@ -129,7 +129,7 @@ def _resume(args: argparse.Namespace) -> int:
         return stop.exit_code
     if not trained:
         print(f"{path}: run already finished; nothing to do "
-              "(pass total_steps=N to train longer)")  # fmt: skip
+              "(pass total_steps=N, or total_episodes=N, to train longer)")  # fmt: skip
         return 0
     print(f"run: {path}")
     _report(path)

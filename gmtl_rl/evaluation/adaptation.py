@@ -119,6 +119,7 @@ class CurveSummary:
 
     episode_return: list[CurvePoint]
     success: list[CurvePoint]
+    length: list[CurvePoint] | None = None  # steps per episode (e.g. Four Rooms' measure)
 
 
 def summarize(
@@ -138,9 +139,11 @@ def summarize(
     kw: dict[str, Any] = {"confidence": confidence, "n_resamples": resamples}
     returns = np.array([r.episode_return for r in rows], dtype=np.float64)
     successes = np.array([r.success for r in rows], dtype=np.float64)
+    lengths = np.array([r.length for r in rows], dtype=np.float64)
     return CurveSummary(
         episode_return=summarize_curve(episode, returns, strata, **kw),
         success=summarize_curve(episode, successes, strata, **kw),
+        length=summarize_curve(episode, lengths, strata, **kw),
     )
 
 
@@ -214,19 +217,25 @@ def write_report(
         "repeats": max(r.repeat for r in rows) + 1,
         "return": [p.to_json() for p in summary.episode_return],
         "success": [p.to_json() for p in summary.success],
+        "length": [p.to_json() for p in summary.length or []],
         "per_task": per_task_table(rows),
     }
     (out_dir / "summary.json").write_text(json.dumps(doc, indent=2))
     label = str(meta.get("label", meta.get("run", "run")))
+    # Episode length gets its own panel where it carries the result: episodes that end at
+    # the goal (Four Rooms: the return is always 1, the steps show the learning).
+    lengths_vary = len({r.length for r in rows}) > 1
     plot_adaptation(
         {label: summary.episode_return},
         {label: summary.success},
         out_dir / "adaptation.png",
         title=str(meta.get("title", "")),
+        curves_length={label: summary.length} if summary.length and lengths_vary else None,
     )
     return summary
 
 
 def read_summary(path: Path) -> CurveSummary:
     doc = json.loads(path.read_text())
-    return CurveSummary(curve_from_json(doc["return"]), curve_from_json(doc["success"]))
+    length = curve_from_json(doc["length"]) if doc.get("length") else None
+    return CurveSummary(curve_from_json(doc["return"]), curve_from_json(doc["success"]), length)

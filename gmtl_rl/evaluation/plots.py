@@ -43,10 +43,17 @@ def plot_adaptation(
     out_path: str | Path,
     title: str = "",
     statistic: Literal["mean", "iqm"] = "mean",
+    curves_length: Curves | None = None,
 ) -> Path:
-    """Plot return and, when given, success rate side by side against k and write a PNG."""
+    """Plot return and, when given, success rate (and episode length) against k; write a PNG."""
     return _return_and_success(
-        curves_return, curves_success, out_path, title, statistic, "episode within trial (k)"
+        curves_return,
+        curves_success,
+        out_path,
+        title,
+        statistic,
+        "episode within trial (k)",
+        curves_length,
     )
 
 
@@ -67,8 +74,9 @@ def _return_and_success(
     title: str,
     statistic: str,
     xlabel: str,
+    curves_length: Curves | None = None,
 ) -> Path:
-    panels = 1 if curves_success is None else 2
+    panels = 1 + (curves_success is not None) + (curves_length is not None)
     fig = Figure(figsize=(_PANEL_SIZE[0] * panels, _PANEL_SIZE[1]), layout="constrained")
     # One color per label across both panels, so a run reads the same in each.
     colors = _colors({**curves_return, **(curves_success or {})})
@@ -77,6 +85,8 @@ def _return_and_success(
         ax = fig.add_subplot(1, panels, 2)
         _draw(ax, curves_success, "success rate", statistic, colors, xlabel)
         ax.set_ylim(-0.02, 1.02)
+    if curves_length is not None:
+        _draw(fig.add_subplot(1, panels, panels), curves_length, "steps", statistic, colors, xlabel)
     if title:
         fig.suptitle(title)
     return _save(fig, out_path)
@@ -111,7 +121,7 @@ def _draw(
             raise ValueError(f"statistic must be 'mean' or 'iqm', got {statistic!r}.")
         color = colors[label]
         ax.fill_between(k, [lo for lo, _ in ci], [hi for _, hi in ci], color=color, alpha=0.2)
-        ax.plot(k, y, marker="o", color=color, label=label)
+        ax.plot(k, y, marker="o" if len(k) <= 50 else None, color=color, label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"{ylabel} ({statistic})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
