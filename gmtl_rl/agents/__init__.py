@@ -1,5 +1,6 @@
 """Agents, one module per algorithm; `agents()` lists them by registry name."""
 
+from gmtl_rl.agents import deep_option_critic as _deep_oc  # noqa: F401  (deep_option_critic)
 from gmtl_rl.agents import option_critic as _option_critic  # noqa: F401  (option_critic, actor_critic)
 from gmtl_rl.agents import sac as _sac  # noqa: F401  (registers "sac")
 from gmtl_rl.agents import sb3 as _sb3  # noqa: F401  (registers "sb3"; imports SB3 lazily)
