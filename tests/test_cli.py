@@ -165,3 +165,12 @@ def test_training_curves_are_drawn_per_run_and_overlaid(tmp_path):
     out = tmp_path / "training.png"
     assert main(["plot", *runs, "--kind", "training", "--out", str(out)]) == 0
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_her_on_an_env_without_goals_is_a_one_line_usage_error(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["agent.name=sac_her", "env.observe_goal=false", "--run-dir", str(run)]
+    assert main(["train", SMOKE, *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "agent.her.strategy" in err and "needs a goal env" in err and "\n" not in err
+    assert not run.exists()

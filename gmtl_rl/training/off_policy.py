@@ -85,12 +85,18 @@ class OffPolicyRun:
             distribution.num_task_classes,
         )
         spec = agent_spec(config.agent.name)
-        self.agent: OffPolicyAgent = spec.build(config.agent, env, resolve_device(config.device))
+        self._reward_env: gym.Env | None = None
+        try:  # a config the agent rejects must not leave env workers behind
+            self.agent: OffPolicyAgent = spec.build(
+                config.agent, env, resolve_device(config.device)
+            )
+            self.relabel = self._hindsight_relabeler(self.agent.config)
+        except BaseException:
+            self.close()
+            raise
         agent_cfg = self.agent.config
         self.replay = ReplayStorage(agent_cfg.buffer_size, env.observation_space, env.action_space)
         self.replay_sampler: ReplaySampler = SAMPLERS[agent_cfg.replay_sampler]()
-        self._reward_env: gym.Env | None = None
-        self.relabel = self._hindsight_relabeler(agent_cfg)
         self.replay_rng = np.random.default_rng(self.seeds.replay)
         space = env.action_space
         self.warmup_policy = RandomPolicy(
@@ -130,7 +136,6 @@ class OffPolicyRun:
         space = self.sampler.single_observation_space
         keys = set(space.spaces) if isinstance(space, gym.spaces.Dict) else set()
         if not {"observation", "achieved_goal", "desired_goal"} <= keys:
-            self.sampler.close()
             raise ConfigError(
                 f"agent.her.strategy: {her.strategy!r} needs a goal env (Dict observations with "
                 f"observation/achieved_goal/desired_goal and compute_reward); "
@@ -141,7 +146,6 @@ class OffPolicyRun:
         try:
             compute_reward = self._reward_env.get_wrapper_attr("compute_reward")
         except AttributeError:
-            self.sampler.close()
             raise ConfigError(
                 f"agent.her.strategy: env {self.distribution.name} has no compute_reward, "
                 "which HER needs to recompute relabelled rewards"
