@@ -62,10 +62,9 @@ def plot_option_map(
     dist = config.env.build()
     goal = int((dist.test_tasks()[0] if switched else dist.train_tasks()[0])["goal"])
 
-    fig = Figure(figsize=(5.5 + 2.2 * n_options, 5.2), layout="constrained")
-    grid = fig.add_gridspec(
-        2, 1 + (n_options + 1) // 2, width_ratios=[2.5] + [1] * ((n_options + 1) // 2)
-    )
+    cols = (n_options + 1) // 2
+    fig = Figure(figsize=(4.6 + 2.3 * cols, 5.4), layout="constrained")
+    grid = fig.add_gridspec(2, 1 + cols, width_ratios=[2.0] + [1] * cols)
     ax = fig.add_subplot(grid[:, 0])
     canvas = np.full(WALLS.shape, -1.0)
     for i, (r, c) in enumerate(CELLS):
