@@ -4,6 +4,7 @@ episode, moves the goal when the family says so, logs and checkpoints.
 
 Four Rooms (Bacon et al. 2017): the first `goal_switch_episode` episodes run on the train
 task (the east doorway), every later one on the first test task (a lower-right room cell).
+Families without a goal switch draw a train task uniformly per episode.
 Episodes are written to `episodes.csv`; the episodes after the switch are the run's
 adaptation curve (`eval/`): the new goal is a new task, and episode k after the switch is
 point k of the curve, so recovery is measured like any other adaptation.
@@ -26,7 +27,7 @@ from gmtl_rl.agents.registry import agent_spec
 from gmtl_rl.config import RunConfig
 from gmtl_rl.core.policy import Policy
 from gmtl_rl.core.records import EnvSpec, EpisodeRecord
-from gmtl_rl.core.rollout import RolloutSampler
+from gmtl_rl.core.rollout import RolloutSampler, TaskSchedule, UniformTaskSchedule
 from gmtl_rl.envs.task import TaskDistribution
 from gmtl_rl.errors import CheckpointError
 from gmtl_rl.evaluation.adaptation import AdaptationRow, run_adaptation, write_report
@@ -91,14 +92,19 @@ class OnlineRun:
         seed_everything(config.seed, self.seeds)
         switch = getattr(distribution, "goal_switch_episode", None)
         self.switch_after: int | None = int(switch) if switch else None
-        self.tasks = distribution.train_tasks()[:1]
-        if self.switch_after is not None:
-            self.tasks.append(distribution.test_tasks()[0])
+        schedule: TaskSchedule
+        if self.switch_after is not None:  # Four Rooms: the train goal, then a moved goal
+            self.tasks = [distribution.train_tasks()[0], distribution.test_tasks()[0]]
+            schedule = GoalSwitchSchedule(self.switch_after)
+        else:  # any other family: a uniformly drawn train task per episode
+            self.tasks = distribution.train_tasks()
+            rng = np.random.default_rng(self.seeds.tasks)
+            schedule = UniformTaskSchedule(len(self.tasks), rng)
         self.sampler = RolloutSampler(
             distribution,
             self.tasks,
             config.sampler.n_envs,
-            GoalSwitchSchedule(self.switch_after),
+            schedule,
             seed=self.seeds.envs,
             autoreset_mode=config.sampler.autoreset_mode,
         )
@@ -251,11 +257,17 @@ class OnlineRun:
 
     # -- evaluation -----------------------------------------------------------------------
     def adaptation_rows(self) -> list[AdaptationRow]:
-        """After a goal switch: the episodes on the new goal (k = 1, 2, ...). Otherwise the
-        standard protocol on the eval split, with learning frozen."""
+        """After a goal switch: the episodes on the new goal (k = 1, 2, ...). Otherwise (no
+        switch, or the budget ended before it) the standard protocol on the eval split, with
+        learning frozen."""
         if self.switch_after is not None:
-            return self._recovery_rows()
+            rows = self._recovery_rows()
+            if rows:
+                return rows
         cfg = self.config.eval
+        # Evaluation must not change training: it draws from the agent's generators and
+        # sets its options, so the whole agent state is put back afterwards.
+        saved = self.agent.state_dict()
         self.agent.training = False
         try:
             return run_adaptation(
@@ -265,6 +277,7 @@ class OnlineRun:
                 run=self.run_dir.name, run_seed=self.config.seed,
             )  # fmt: skip
         finally:
+            self.agent.load_state_dict(saved)
             self.agent.training = True
 
     def _recovery_rows(self) -> list[AdaptationRow]:

@@ -93,3 +93,24 @@ def test_continuous_options_learn_to_reach_the_point_robot_goal(tmp_path):
     returns = _returns(runner.train(parse_config(data), tmp_path / "run"))
     fifth = len(returns) // 5
     assert returns[-fifth:].mean() > returns[:fifth].mean() + 4.0
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"name": "cheetah-vel", "n_train": 2, "n_test": 1},  # MuJoCo, Gaussian options
+        {"name": "gym", "id": "CartPole-v1"},  # discrete actions through the plug-in family
+        {"name": "four-rooms", "observation": "onehot", "goal_switch_episode": 3},
+    ],
+    ids=["cheetah-vel", "cartpole", "four-rooms"],
+)
+def test_runs_through_the_cli_loop_on_mujoco_cartpole_and_four_rooms(tmp_path, env):
+    data = {
+        "experiment": "doc-smoke", "seed": 0, "total_steps": 300, "env": env,
+        "agent": {"name": "deep_option_critic", "hidden": [32]}, "sampler": {"n_envs": 2},
+        "eval": {"split": "train", "n_envs": 1, "episodes": 1},
+        "checkpoint": {"every_steps": 150}, "logging": {"every_steps": 100, "tensorboard": False},
+    }  # fmt: skip
+    run = runner.train(parse_config(data), tmp_path / "run")
+    assert (run / "eval" / "summary.json").is_file()
+    assert len(list((run / "checkpoints").glob("step-*"))) >= 1
