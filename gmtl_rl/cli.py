@@ -85,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(COMMANDS[args.command](args) or 0)
     except UsageError as err:
-        print(f"gmtl {args.command}: error: {err}", file=sys.stderr)
+        # One line whatever the message holds (user-supplied keys may contain newlines).
+        print(f"gmtl {args.command}: error: {' '.join(str(err).splitlines())}", file=sys.stderr)
         return 2
     except NumericalFault as fault:
         print(f"gmtl {args.command}: numerical fault: {fault}", file=sys.stderr)

@@ -59,10 +59,19 @@ def format_validation_error(err: ValidationError, prefix: str) -> str:
     for e in err.errors():
         path = prefix
         for part in e["loc"]:
-            path = f"{path}[{part}]" if isinstance(part, int) else f"{path}.{part}".lstrip(".")
+            if isinstance(part, int):
+                path = f"{path}[{part}]"
+            elif _plain_key(str(part)):
+                path = f"{path}.{part}".lstrip(".")
+            else:  # a key with spaces, dots or control characters: quoted, on one line
+                path = f"{path}[{str(part)!r}]"
         msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
-        lines.append(f"{path or '<config>'}: {msg}")
+        lines.append(f"{path or '<config>'}: {' '.join(str(msg).split())}")
     return "; ".join(lines)
+
+
+def _plain_key(key: str) -> bool:
+    return bool(key) and key.isprintable() and not any(c in key for c in " .[]'\"")
 
 
 def make(name: str, /, **options: Any) -> TaskDistribution:
