@@ -23,6 +23,8 @@ import torch
 from gmtl_rl import checkpoint
 from gmtl_rl.config import RunConfig
 from gmtl_rl.errors import ConfigError, UsageError
+from gmtl_rl.evaluation.adaptation import AdaptationRow, write_report
+from gmtl_rl.evaluation.training import read_eval_points, write_training_plot
 
 
 class Interrupted(Exception):
@@ -208,3 +210,36 @@ def install_signal_handlers(callback: Any) -> dict[int, Any]:
 def restore_signal_handlers(previous: dict[int, Any]) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)
+
+
+def eval_metrics(rows: Sequence[AdaptationRow], episodes: int) -> dict[str, float]:
+    """The metrics.csv columns of one scheduled evaluation: return of episode 1 and K."""
+    first = [r.episode_return for r in rows if r.episode == 1]
+    last = [r for r in rows if r.episode == episodes]
+    return {
+        "eval_return_first": float(np.mean(first)),
+        "eval_return_last": float(np.mean([r.episode_return for r in last])),
+        "eval_success_last": float(np.mean([r.success for r in last])),
+    }
+
+
+def write_final_eval(
+    config: RunConfig,
+    run_dir: Path,
+    step: int,
+    rows: Sequence[AdaptationRow],
+    training_plot: bool = True,
+) -> None:
+    """`eval/`: the adaptation report and, for loops that log scheduled evaluations in
+    metrics.csv, the training curve."""
+    cfg = config.eval
+    meta = eval_meta(config, run_dir, step)
+    write_report(rows, run_dir / "eval", meta, cfg.confidence, cfg.bootstrap_resamples)
+    points = read_eval_points(run_dir / "metrics.csv", config.seed) if training_plot else []
+    if points:
+        write_training_plot(
+            {meta["label"]: points},
+            run_dir / "eval" / "training.png",
+            title=f"{config.experiment}: {cfg.split}-task return at k={cfg.episodes}",
+            resamples=cfg.bootstrap_resamples,
+        )

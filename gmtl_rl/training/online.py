@@ -30,18 +30,18 @@ from gmtl_rl.core.records import EnvSpec, EpisodeRecord
 from gmtl_rl.core.rollout import RolloutSampler, TaskSchedule, UniformTaskSchedule
 from gmtl_rl.envs.task import TaskDistribution
 from gmtl_rl.errors import CheckpointError
-from gmtl_rl.evaluation.adaptation import AdaptationRow, run_adaptation, write_report
+from gmtl_rl.evaluation.adaptation import AdaptationRow, run_adaptation
 from gmtl_rl.progress import progress_bar
 from gmtl_rl.training.common import (
     Counters,
     Interrupted,
     MetricsLog,
     Seeds,
-    eval_meta,
     install_signal_handlers,
     next_multiple,
     restore_signal_handlers,
     seed_everything,
+    write_final_eval,
 )
 
 EPISODE_COLUMNS = ["episode", "env_step", "task", "goal_switched", "length", "return", "success"]
@@ -301,12 +301,8 @@ class OnlineRun:
         ]
 
     def _final_report(self) -> None:
-        rows = self.adaptation_rows()
-        if not rows:
-            return
-        cfg = self.config.eval
-        meta = eval_meta(self.config, self.run_dir, self.counters.env_steps)
-        write_report(rows, self.run_dir / "eval", meta, cfg.confidence, cfg.bootstrap_resamples)
+        rows = self.adaptation_rows()  # no scheduled evals here: episodes.csv is the curve
+        write_final_eval(self.config, self.run_dir, self.counters.env_steps, rows, False)
 
     def _on_signal(self, signum: int) -> None:
         if self._stop_signal is not None:  # second signal: stop now; the last checkpoint is whole

@@ -31,21 +31,21 @@ from gmtl_rl.agents.sb3 import METRICS, SB3Config, SB3Policy, TaskClassOneHot
 from gmtl_rl.config import RunConfig, SamplerConfig
 from gmtl_rl.envs.task import Task, TaskDistribution, is_goal_env
 from gmtl_rl.errors import CheckpointError, ConfigError, NumericalFault
-from gmtl_rl.evaluation.adaptation import AdaptationRow, run_adaptation, write_report
-from gmtl_rl.evaluation.training import read_eval_points, write_training_plot
+from gmtl_rl.evaluation.adaptation import AdaptationRow, run_adaptation
 from gmtl_rl.progress import progress_bar
 from gmtl_rl.training.common import (
     Counters,
     Interrupted,
     MetricsLog,
     Seeds,
-    eval_meta,
+    eval_metrics,
     install_signal_handlers,
     next_multiple,
     non_finite_tensors,
     resolve_device,
     restore_signal_handlers,
     seed_everything,
+    write_final_eval,
 )
 
 if TYPE_CHECKING:
@@ -503,27 +503,10 @@ class SB3Run:
             space_rng.bit_generator.state = space_state
 
     def _evaluate(self, final: bool) -> None:
-        cfg = self.config.eval
         rows = self.adaptation_rows()
-        first = [r.episode_return for r in rows if r.episode == 1]
-        last = [r for r in rows if r.episode == cfg.episodes]
-        self._write_metrics(
-            {
-                "eval_return_first": float(np.mean(first)),
-                "eval_return_last": float(np.mean([r.episode_return for r in last])),
-                "eval_success_last": float(np.mean([r.success for r in last])),
-            }
-        )
+        self._write_metrics(eval_metrics(rows, self.config.eval.episodes))
         if final:
-            meta = eval_meta(self.config, self.run_dir, self.counters.env_steps)
-            write_report(rows, self.run_dir / "eval", meta, cfg.confidence, cfg.bootstrap_resamples)
-            points = read_eval_points(self.run_dir / "metrics.csv", self.config.seed)
-            write_training_plot(
-                {meta["label"]: points},
-                self.run_dir / "eval" / "training.png",
-                title=f"{self.config.experiment}: {cfg.split}-task return at k={cfg.episodes}",
-                resamples=cfg.bootstrap_resamples,
-            )
+            write_final_eval(self.config, self.run_dir, self.counters.env_steps, rows)
 
     def _on_signal(self, signum: int) -> None:
         if self._stop_signal is not None:  # second signal: stop now; the last checkpoint is whole
