@@ -7,6 +7,7 @@ versions.json, metrics.csv, tb/ (TensorBoard), checkpoints/, eval/.
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -49,20 +50,25 @@ class Run(Protocol):
 
 RunBuilder = Callable[[RunConfig, Path, TaskDistribution], Run]
 
+# Agent family -> "module:class" of its training loop, imported only when a run needs it
+# (SB3 costs a second to import; Ray more). A new family adds one line here.
+TRAINING_LOOPS = {
+    "off_policy": "gmtl_rl.training.off_policy:OffPolicyRun",
+    "online": "gmtl_rl.training.online:OnlineRun",
+    "sb3": "gmtl_rl.training.sb3:SB3Run",
+    "pearl": "gmtl_rl.training.pearl:PEARLRun",
+    "trials": "gmtl_rl.training.trials:TrialRun",
+}
 
-def _run_builders() -> dict[str, RunBuilder]:
-    """Agent family -> its training loop (imported lazily: SB3 costs a second to import)."""
-    from gmtl_rl.training.off_policy import OffPolicyRun
-    from gmtl_rl.training.online import OnlineRun
 
-    builders: dict[str, RunBuilder] = {"off_policy": OffPolicyRun, "online": OnlineRun}
-    try:
-        from gmtl_rl.training.sb3 import SB3Run
-    except ImportError:  # pragma: no cover - the module lands with the SB3 adapter
-        pass
-    else:
-        builders["sb3"] = SB3Run
-    return builders
+def _run_builder(family: str) -> RunBuilder:
+    if family not in TRAINING_LOOPS:
+        raise UsageError(
+            f"agent family {family!r} has no training loop; known: {', '.join(TRAINING_LOOPS)}"
+        )
+    module, _, name = TRAINING_LOOPS[family].partition(":")
+    builder: RunBuilder = getattr(importlib.import_module(module), name)
+    return builder
 
 
 # -- entry points used by the CLI ---------------------------------------------------------------
@@ -181,9 +187,7 @@ def check_tasks(path: Path, distribution: TaskDistribution) -> None:
 
 def _build_run(config: RunConfig, path: Path, distribution: TaskDistribution) -> Run:
     spec = agent_spec(config.agent.name)
-    builders = _run_builders()
-    if spec.family not in builders:
-        raise UsageError(f"agent {spec.name!r} has no training loop yet (family {spec.family!r})")
+    builder = _run_builder(spec.family)
     eval_tasks = config.eval.tasks(distribution)
     if (
         getattr(config.agent, "conditions_on_task", False)
@@ -196,4 +200,4 @@ def _build_run(config: RunConfig, path: Path, distribution: TaskDistribution) ->
             "set eval.split=train (the multi-task protocol)"
         )
     set_threads(config)
-    return builders[spec.family](config, path, distribution)
+    return builder(config, path, distribution)

@@ -22,7 +22,7 @@ class AgentConfig(BaseModel):
 class AgentSpec:
     name: str
     description: str
-    family: str  # the training loop: "off_policy" (more families arrive with their agents)
+    family: str  # its training loop: a key of runner.TRAINING_LOOPS ("off_policy", "pearl", ...)
     config: type[AgentConfig]
     build: Callable[..., Any]  # build(config, env_spec, num_tasks, seed, device) -> agent
 
