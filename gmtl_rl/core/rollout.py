@@ -177,7 +177,7 @@ class RolloutSampler:
             raise ValueError(f"unknown sampler backend {backend!r}: sync or subprocess")
         self.single_action_space = self.vec.single_action_space
         self.single_observation_space = self.vec.single_observation_space
-        self._obs: Obs = self._start(np.ones(n_envs, bool), first=True)
+        self._obs: Obs = self._start(np.ones(n_envs, bool), seed=seed)
 
     @property
     def num_envs(self) -> int:
@@ -227,8 +227,17 @@ class RolloutSampler:
         self.slots.ep_return[idx] = 0.0
         self.slots.ep_success[idx] = False
 
-    def _start(self, mask: np.ndarray, first: bool = False) -> Obs:
-        """Start new trials in `mask`: ask the schedule for tasks, queue them, reset."""
+    def restart(self, schedule: TaskSchedule, seed: int) -> None:
+        """Start over in every env: new trials from `schedule`, envs reset with seeds drawn
+        from `seed`. A loop that collects in rounds (PEARL: one task per round) keeps no env
+        state between rounds, so its checkpoints need none."""
+        self.schedule = schedule
+        self.slots.active[:] = True
+        self._obs = self._start(np.ones(self.num_envs, bool), seed=seed)
+
+    def _start(self, mask: np.ndarray, seed: int | None = None) -> Obs:
+        """Start new trials in `mask`: ask the schedule for tasks, queue them, reset (all envs
+        with per-env seeds from `seed` when one is given)."""
         for i in np.flatnonzero(mask):
             task_id = self.schedule.next_task(int(i))
             if task_id is None:
@@ -240,8 +249,8 @@ class RolloutSampler:
             self._next_trial_id += 1
         self.slots.episode_in_trial[mask] = 0
         self._policy_needs_reset |= mask
-        if first:
-            seeds = np.random.SeedSequence(self.seed).generate_state(self.num_envs)
+        if seed is not None:
+            seeds = np.random.SeedSequence(seed).generate_state(self.num_envs)
             obs, _ = self.vec.reset(seed=[int(s) for s in seeds])
             obs = obs_copy(obs)
         else:
