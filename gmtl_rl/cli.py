@@ -1,4 +1,4 @@
-"""`gmtl train | resume | eval | plot | envs | agents | check-env`.
+"""`gmtl train | resume | eval | plot | sweep | envs | agents | check-env`.
 
 User mistakes print one line and exit with status 2; an interrupted run exits 128 + signal.
 """
@@ -64,6 +64,26 @@ def _parser() -> argparse.ArgumentParser:
         help="pool seeds of one experiment into one curve (default) or draw each run",
     )  # fmt: skip
 
+    sw = sub.add_parser(
+        "sweep", help="run every combination of key=v1,v2 axes x seeds, each a normal run"
+    )
+    sw.add_argument("config", nargs="?", help="path to a YAML config")
+    sw.add_argument(
+        "overrides", nargs="*",
+        help="key=value (every trial) or key=v1,v2 (a grid axis); commas inside [], {} or "
+        "quotes stay in one value: agent.hidden=[64,64],[256,256]",
+    )  # fmt: skip
+    sw.add_argument("--seeds", help="0-9, 0,3,5 or 0-4,10 (default: the config's seed)")
+    sw.add_argument(
+        "--backend", choices=["auto", "local", "ray"], default="auto",
+        help="auto: Ray Tune if Ray is installed, else one local process per trial",
+    )  # fmt: skip
+    sw.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else local)")
+    sw.add_argument("--max-concurrent", type=int, help="trials at once (default: CPU cores)")
+    sw.add_argument("--sweep-dir", help="default: <runs_dir>/<experiment>/sweep-<time>")
+    sw.add_argument("--resume", metavar="DIR", help="rerun the unfinished trials of a sweep")
+    sw.add_argument("--aggregate", metavar="DIR", help="only (re)write a sweep's aggregate")
+
     sub.add_parser("envs", help="list task families")
     sub.add_parser("agents", help="list agents")
 
@@ -78,7 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Overrides may also come after options (`gmtl train C --run-dir D a=1`): collect them.
     args, extra = parser.parse_known_args(argv)
     if extra:
-        target = {"train": "overrides", "resume": "overrides", "check-env": "options"}
+        target = {
+            "train": "overrides",
+            "resume": "overrides",
+            "sweep": "overrides",
+            "check-env": "options",
+        }
         if args.command not in target or any(e.startswith("-") or "=" not in e for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         getattr(args, target[args.command]).extend(extra)
@@ -218,6 +243,63 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    import os
+
+    from gmtl_rl import sweep
+    from gmtl_rl.ray_cluster import RAY_MISSING
+
+    existing = args.resume or args.aggregate
+    if args.resume and args.aggregate:
+        raise UsageError("give --resume DIR or --aggregate DIR, not both")
+    if existing and (args.config or args.overrides or args.seeds or args.sweep_dir):
+        raise UsageError(
+            f"{'--resume' if args.resume else '--aggregate'} DIR takes no CONFIG, overrides, "
+            f"--seeds or --sweep-dir: they are saved in {existing}/{sweep.SPEC_FILE}"
+        )
+    if args.aggregate:
+        sweep.aggregate(args.aggregate)
+        return 0
+    if not existing and not args.config:
+        raise UsageError("give a CONFIG to start a sweep, or --resume DIR / --aggregate DIR")
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise UsageError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
+    if args.backend == "local" and args.address:
+        raise UsageError("--address is a Ray cluster address; it needs --backend ray (or auto)")
+    if args.resume:
+        path = Path(args.resume)
+        spec = sweep.load(path)
+        backend = spec.backend if args.backend == "auto" else args.backend
+    else:
+        backend = args.backend
+        if backend == "auto":
+            backend = "ray" if sweep.ray_available() else "local"
+        seeds = sweep.parse_seeds(args.seeds) if args.seeds is not None else None
+        concurrency = args.max_concurrent or os.cpu_count() or 1
+        spec, _ = sweep.plan(args.config, args.overrides, seeds, backend, args.address, concurrency)
+    if backend == "ray" and not sweep.ray_available():
+        raise UsageError(f"--backend ray: {RAY_MISSING} (or use --backend local)")
+    if not args.resume:
+        path = sweep.create(spec, args.config, args.sweep_dir)
+    print(f"sweep: {path}", flush=True)
+    try:
+        outcomes = sweep.run(path, spec, print, backend, args.address, args.max_concurrent)
+    except sweep.SweepInterrupted as stop:
+        print(f"{stop}; continue with: gmtl sweep --resume {path}", file=sys.stderr)
+        return stop.exit_code
+    sweep.aggregate(path)
+    failed = [o for o in outcomes if o.exit_code != 0]
+    if failed:
+        print(
+            f"gmtl sweep: {len(failed)} of {len(outcomes)} trials failed "
+            f"({', '.join(o.name for o in failed)}); their logs are in {path / 'logs'}; "
+            f"rerun them with: gmtl sweep --resume {path}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def _envs(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
@@ -318,6 +400,7 @@ COMMANDS = {
     "resume": _resume,
     "eval": _eval,
     "plot": _plot,
+    "sweep": _sweep,
     "envs": _envs,
     "agents": _agents,
     "check-env": _check_env,
