@@ -35,9 +35,8 @@ from types import FrameType
 from typing import Any, Literal
 
 import numpy as np
+import yaml
 
-from gmtl_rl import checkpoint
-from gmtl_rl.config import apply_overrides, parse_config, read_yaml
 from gmtl_rl.errors import ConfigError, UsageError
 from gmtl_rl.ray_cluster import connect, import_ray
 
@@ -171,6 +170,8 @@ def plan(
     max_concurrent: int,
 ) -> tuple[SweepSpec, dict[str, Any]]:
     """The spec, with every trial's config validated; returns it and the base mapping."""
+    from gmtl_rl.config import apply_overrides, parse_config, read_yaml
+
     base = read_yaml(config_path)
     overrides: list[str] = []
     axes: list[Axis] = []
@@ -233,7 +234,7 @@ def plan(
 def create(spec: SweepSpec, config_path: str | Path, sweep_dir: str | Path | None) -> Path:
     """Write the sweep directory (spec + verbatim base config); refuses a non-empty one."""
     if sweep_dir is None:
-        base = read_yaml(config_path)
+        base = yaml.safe_load(Path(config_path).read_text())  # validated by plan()
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         root = Path(str(base.get("runs_dir", "runs"))) / str(base.get("experiment", "default"))
         path = root / f"sweep-{stamp}"
@@ -269,18 +270,19 @@ def load(sweep_dir: str | Path) -> SweepSpec:
 def trial_state(run_dir: Path) -> TrialState:
     """finished: its latest checkpoint says so and the step/episode budget is met (as
     `runner.resume` decides); resumable: it has a checkpoint; fresh: it has none."""
-    found = checkpoint.list_checkpoints(run_dir / "checkpoints")
+    # Read by hand: Ray workers import this module, and gmtl_rl.checkpoint brings in torch.
+    found = sorted(p for p in run_dir.glob("checkpoints/step-*") if (p / "manifest.json").is_file())
     if not found:
         return "fresh"
     try:
         state = json.loads((found[-1] / "state.json").read_text())
-        config = read_yaml(run_dir / "config.yaml")
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
         counters = state["counters"]
         steps_done = counters["env_steps"] >= config["total_steps"]
         episodes = config.get("total_episodes")
         episodes_done = episodes is not None and counters["episodes"] >= episodes
         done = bool(state["finished"]) and (steps_done or episodes_done)
-    except (OSError, ValueError, KeyError, TypeError, UsageError):
+    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
         return "resumable"  # `gmtl resume` gives the precise error, in the trial's log
     return "finished" if done and (run_dir / "eval" / "summary.json").is_file() else "resumable"
 
@@ -423,11 +425,16 @@ def ray_available() -> bool:
         return False
 
 
-def _ray_trial(config: dict[str, Any]) -> None:
+def _tune_dirname(trial: Any) -> str:
+    return str(trial.config["trial"])
+
+
+def _ray_trial(config: dict[str, Any], jobs: dict[str, dict[str, Any]]) -> None:
     """A Ray Tune function trainable: the trial's gmtl process, its exit status reported."""
     from ray import tune
 
-    job = Job(**{**config["job"], "command": tuple(config["job"]["command"])})
+    spec = jobs[config["trial"]]
+    job = Job(**{**spec, "command": tuple(spec["command"])})
     start = time.monotonic()
     with open(job.log, "ab") as log:
         log.write(f"$ gmtl {' '.join(job.command)}\n".encode())
@@ -457,41 +464,55 @@ def _run_ray(
 ) -> list[Outcome]:
     """Every job a Ray Tune trial of one CPU; Tune's own checkpointing is not used: `--resume`
     works from our run directories."""
+    # Our run directories and the lines below say it all: no console table from Tune.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     session = connect(address, sweep_dir / "ray", hint=" (or use --backend local)")
     ray = import_ray()
     from ray import tune
 
+    outcomes: dict[str, Outcome] = {}
+    by_name = {job.name: job for job in jobs}
+
+    class Progress(tune.Callback):
+        """Reports each trial as it ends, as the local backend does."""
+
+        def on_trial_result(
+            self, iteration: int, trials: Any, trial: Any, result: Any, **info: Any
+        ) -> None:
+            job = by_name[trial.config["trial"]]
+            code = result.get("exit_code")
+            outcome = Outcome(job.name, code, float(result.get("seconds", 0.0)), job.log)
+            outcomes[outcome.name] = outcome
+            report(_describe(outcome, len(outcomes), len(jobs)))
+
     try:
         report(f"  Ray: {ray.cluster_resources().get('CPU', 0):g} CPUs")
         tuner = tune.Tuner(
-            tune.with_resources(_ray_trial, {"cpu": 1}),
-            param_space={"job": tune.grid_search([asdict(job) for job in jobs])},
-            tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=False),
+            tune.with_resources(
+                tune.with_parameters(_ray_trial, jobs={j.name: asdict(j) for j in jobs}), {"cpu": 1}
+            ),
+            param_space={"trial": tune.grid_search(list(by_name))},
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=max_concurrent,
+                reuse_actors=False,
+                trial_dirname_creator=_tune_dirname,
+            ),
             run_config=tune.RunConfig(
                 name=f"tune-{datetime.now():%Y%m%d-%H%M%S}",
                 storage_path=str((sweep_dir / "ray").resolve()),
                 verbose=0,
                 failure_config=tune.FailureConfig(max_failures=0),
+                callbacks=[Progress()],
             ),
         )
-        results = tuner.fit()
-        outcomes = []
-        for i in range(len(results)):
-            result = results[i]
-            job = result.config["job"] if result.config else {}
-            metrics = result.metrics or {}
-            code = metrics.get("exit_code")
-            outcome = Outcome(
-                job.get("name", "?"),
-                None if code is None else int(code),
-                float(metrics.get("seconds", 0.0)),
-                job.get("log", "?"),
-            )
-            outcomes.append(outcome)
-            report(_describe(outcome, len(outcomes), len(jobs)))
-        return outcomes
+        tuner.fit()
     finally:
         session.close()
+    # A trial that never reported (its worker died, Tune was interrupted) is not finished.
+    lost = [Outcome(j.name, None, 0.0, j.log) for j in jobs if j.name not in outcomes]
+    for outcome in lost:
+        report(_describe(outcome, len(outcomes) + 1, len(jobs)))
+    return [*outcomes.values(), *lost]
 
 
 # -- aggregate ----------------------------------------------------------------------------------
@@ -540,7 +561,7 @@ def aggregate(sweep_dir: str | Path, report: Report = print) -> list[Combination
             if trial_state(run_dir) != "finished" or not table.is_file():
                 missing.append(trial.name)
                 continue
-            config = read_yaml(run_dir / "config.yaml")
+            config = yaml.safe_load((run_dir / "config.yaml").read_text())
             confidence = float(config.get("eval", {}).get("confidence", confidence))
             resamples = int(config.get("eval", {}).get("bootstrap_resamples", resamples))
             rows.extend(read_csv(table))
