@@ -45,8 +45,9 @@ def _parser() -> argparse.ArgumentParser:
         "--protocol",
         choices=["adaptation", "metaworld"],
         default="adaptation",
-        help="adaptation: our adaptation curve (eval/); metaworld: Meta-World's own MT "
-        "evaluation, --episodes per class (default 50) (eval-metaworld/metaworld.json)",
+        help="adaptation: our adaptation curve (eval/); metaworld: Meta-World's own "
+        "evaluation (eval-metaworld/metaworld.json): MT: --episodes per class (default 50); "
+        "ML: 10 rounds of 10 adaptation + --episodes scored episodes (default 3)",
     )
 
     pl = sub.add_parser("plot", help="overlay the adaptation or training curves of several runs")
@@ -182,8 +183,10 @@ def _eval(args: argparse.Namespace) -> int:
         raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
     if args.protocol == "metaworld":
         if args.split is not None:
-            raise UsageError("--split does not apply to --protocol metaworld (MT: train goals)")
-        result_path = runner.evaluate_metaworld(args.run_dir, args.episodes or 50)
+            raise UsageError(
+                "--split does not apply to --protocol metaworld (MT: train goals, ML: test goals)"
+            )
+        result_path = runner.evaluate_metaworld(args.run_dir, args.episodes)
         result = json.loads(result_path.read_text())
         print(f"Meta-World {result['benchmark']}: mean success {result['mean_success']:.3f}")
         for name, success in result["success_per_class"].items():

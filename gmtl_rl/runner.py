@@ -131,14 +131,32 @@ def evaluate(run_dir: str | Path, split: str | None = None, episodes: int | None
     return out
 
 
-def evaluate_metaworld(run_dir: str | Path, episodes: int = 50) -> Path:
-    """Meta-World's own MT protocol on a run's latest checkpoint -> eval-metaworld/."""
-    from gmtl_rl.evaluation.metaworld_protocol import evaluate_multitask, write_result
+def evaluate_metaworld(run_dir: str | Path, episodes: int | None = None) -> Path:
+    """Meta-World's own protocol on a run's latest checkpoint -> eval-metaworld/: the
+    multi-task one for MT families (`episodes` per class, default 50), the meta-learning one
+    for ML families (`episodes` scored after 10 adaptation episodes, default 3)."""
+    from gmtl_rl.evaluation.metaworld_protocol import (
+        MetaLearningResult,
+        MetaWorldResult,
+        evaluate_metalearning,
+        evaluate_multitask,
+        write_result,
+    )
 
     path = Path(run_dir)
     run, config = _open_run(path, [])
     run.close()
-    result = evaluate_multitask(run.eval_policy(), config.env.build(), episodes)
+    distribution = config.env.build()
+    result: MetaWorldResult | MetaLearningResult
+    if getattr(distribution, "meta", False):
+        result = evaluate_metalearning(
+            run.eval_policy(),
+            distribution,
+            evaluation_episodes=episodes or 3,
+            deterministic=config.eval.deterministic,
+        )
+    else:
+        result = evaluate_multitask(run.eval_policy(), distribution, episodes or 50)
     meta = eval_meta(config, path, run.counters.env_steps)
     return write_result(result, path / "eval-metaworld", meta)
 

@@ -2,6 +2,8 @@
 
 from gmtl_rl.agents import deep_option_critic as _deep_oc  # noqa: F401  (deep_option_critic)
 from gmtl_rl.agents import option_critic as _option_critic  # noqa: F401  (option_critic, actor_critic)
+from gmtl_rl.agents import pearl as _pearl  # noqa: F401  (registers "pearl")
+from gmtl_rl.agents import rl2 as _rl2  # noqa: F401  (registers "rl2")
 from gmtl_rl.agents import sac as _sac  # noqa: F401  (registers "sac")
 from gmtl_rl.agents import sb3 as _sb3  # noqa: F401  (registers "sb3"; imports SB3 lazily)
 from gmtl_rl.agents.registry import AgentConfig, AgentSpec, agent_spec, agents, register_agent

@@ -160,6 +160,7 @@ class RolloutSampler:
         self.seed = seed
         self.finished: list[EpisodeRecord] = []
         self.instabilities = 0  # episodes cut by NumericalGuard (simulator blow-ups)
+        self.transitions = 0  # valid transitions taken so far (schedules may budget on it)
         self._next_episode_id = 0
         self._next_trial_id = 0
         self._policy_needs_reset = np.zeros(n_envs, bool)
@@ -334,6 +335,7 @@ class RolloutSampler:
     def _account(self, batch: StepBatch, ended: np.ndarray) -> None:
         s = self.slots
         v = batch.valid
+        self.transitions += int(v.sum())
         s.ep_return[v] += batch.reward[v]
         s.ep_success[v] |= batch.success[v] >= 1.0
         for i in np.flatnonzero(ended):

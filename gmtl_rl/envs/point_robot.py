@@ -153,11 +153,22 @@ class _PointFamily(TaskDistribution):
     def __init__(self, options: FamilyOptions) -> None:
         super().__init__(options)
         goals = self._goals()
-        self._train = [Task.create(self.name, i, goal=g) for i, g in enumerate(goals["train"])]
-        self._test = [Task.create(self.name, i, goal=g) for i, g in enumerate(goals["test"])]
+        self._train = [
+            Task.create(self.name, i, goal=g, **self._task_params("train"))
+            for i, g in enumerate(goals["train"])
+        ]
+        self._test = [
+            Task.create(self.name, i, goal=g, **self._task_params("test"))
+            for i, g in enumerate(goals["test"])
+        ]
 
     def _goals(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
+
+    def _task_params(self, split: str) -> dict[str, Any]:
+        """Task parameters besides the goal (the sparse family's reward mode per split)."""
+        del split
+        return {}
 
     def _env_kwargs(self) -> dict[str, Any]:
         o = self.options
@@ -180,6 +191,7 @@ class _PointFamily(TaskDistribution):
     def make_env(self, task: Task | None = None) -> gym.Env:
         task = task or self._train[0]
         kwargs = self._env_kwargs()
+        kwargs["reward"] = dict(task.params).get("reward", kwargs.get("reward", "dense"))
         if kwargs.pop("observe_goal"):
             return GoalPointRobotEnv(goal=task.array("goal"), **kwargs)
         return PointRobotEnv(goal=task.array("goal"), **kwargs)
@@ -189,6 +201,7 @@ class _PointFamily(TaskDistribution):
         if not isinstance(inner, PointRobotEnv):
             raise TypeError(f"{self.name} cannot set a task on {type(inner).__name__}")
         inner.goal = task.array("goal")
+        inner.reward_mode = dict(task.params).get("reward", "dense")
 
 
 @register_family
@@ -210,8 +223,10 @@ class PointRobot(_PointFamily):
 class SparsePointRobotOptions(PointRobotOptions):
     goal_radius: float = Field(0.2, gt=0, description="sparse reward radius around the goal")
     reward: Literal["dense", "sparse"] = Field(
-        "dense",
-        description="PEARL meta-trains on dense reward and evaluates on sparse; both are in info",
+        "dense", description="reward of the train tasks (PEARL meta-trains on dense)"
+    )
+    test_reward: Literal["dense", "sparse"] = Field(
+        "sparse", description="reward of the test tasks (PEARL meta-tests on sparse)"
     )
     success_radius: float = Field(0.2, gt=0, description="success inside the goal radius")
 
@@ -230,6 +245,15 @@ class SparsePointRobot(_PointFamily):
         goals = np.stack([np.cos(angles), np.sin(angles)], axis=1)
         order = np.random.default_rng(self.options.split_seed).permutation(len(goals))
         return {"train": goals[order[:n_train]], "test": goals[order[n_train:]]}
+
+    def _task_params(self, split: str) -> dict[str, Any]:
+        return {"reward": self.options.reward if split == "train" else self.options.test_reward}
+
+    def sparse_reward(self, dense: np.ndarray) -> np.ndarray:
+        """The sparse reward of a dense one (oyster's sparsify_rewards, plus its +1 inside
+        the radius): what PEARL's context sees when it meta-trains on dense reward."""
+        dense = np.asarray(dense, np.float32)
+        return np.where(dense >= -self.options.goal_radius, dense + 1.0, 0.0).astype(np.float32)
 
     def _env_kwargs(self) -> dict[str, Any]:
         o = self.options

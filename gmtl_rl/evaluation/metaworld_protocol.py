@@ -1,4 +1,6 @@
-"""Meta-World's own multi-task evaluation (`metaworld.evaluation.evaluation`) for our agents.
+"""Meta-World's own evaluations for our agents: the multi-task one
+(`metaworld.evaluation.evaluation`) and the meta-learning one
+(`metaworld.evaluation.metalearning_evaluation`).
 
 The benchmark's protocol runs on the benchmark's own vector env (one env per class, goals
 resampled on reset, episodes end at success): success rate per class over `num_episodes`
@@ -19,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 from gmtl_rl.core.policy import Policy
+from gmtl_rl.core.records import StepBatch
 from gmtl_rl.envs.metaworld_families import MetaWorldFamily
 from gmtl_rl.envs.task import TaskDistribution
 from gmtl_rl.errors import ConfigError
@@ -101,8 +104,216 @@ def evaluate_multitask(
     )
 
 
-def write_result(result: MetaWorldResult, out_dir: Path, meta: dict[str, Any]) -> Path:
+def write_result(
+    result: MetaWorldResult | MetaLearningResult, out_dir: Path, meta: dict[str, Any]
+) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "metaworld.json"
     path.write_text(json.dumps({**meta, **asdict(result)}, indent=2))
     return path
+
+
+# -- meta-learning (ML1 / ML10 / ML45) ------------------------------------------------------
+class MetaWorldMetaAgent:
+    """`metaworld.evaluation.MetaLearningAgent` over our Policy.
+
+    Our meta-learners adapt online, inside `Policy.observe` (PEARL re-infers its posterior,
+    RL² carries its hidden state), so `adapt()` has nothing to do, and a trial spans the
+    adaptation and the evaluation episodes of one `init()`: Meta-World's per-episode
+    `reset(mask)` calls are episode boundaries inside the trial, not new trials. Meta-World
+    hands `step()` no successor observation and `evaluation()` hands the agent no rewards at
+    all, so the agent sees every transition through `ObservedVectorEnv` instead.
+    """
+
+    def __init__(self, policy: Policy, num_envs: int, deterministic: bool = True) -> None:
+        self.policy = policy
+        self.num_envs = num_envs
+        self.deterministic = deterministic
+        self.task_class = np.full(num_envs, -1, np.int64)  # meta-RL is never told the task
+        self.trials = 0
+
+    def init(self) -> None:
+        self.policy.reset(np.ones(self.num_envs, bool))
+        self.trials += 1
+
+    def adapt_action(self, observations: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        return self.eval_action(observations), {}
+
+    def eval_action(self, observations: np.ndarray) -> np.ndarray:
+        obs = np.asarray(observations, np.float32)
+        return self.policy.act(obs, self.task_class, self.deterministic)
+
+    def step(self, timestep: Any) -> None:
+        del timestep  # seen, with its successor, by ObservedVectorEnv
+
+    def adapt(self) -> None:
+        pass  # adaptation happened online
+
+    def reset(self, env_mask: np.ndarray) -> None:
+        del env_mask  # an episode boundary within the trial (see the class docstring)
+
+    def observe(
+        self,
+        obs: np.ndarray,
+        action: np.ndarray,
+        reward: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        info: dict[str, Any],
+        next_obs: np.ndarray,
+    ) -> None:
+        n = self.num_envs
+        true_next = np.array(next_obs, np.float32)
+        done = np.logical_or(terminated, truncated)
+        if done.any() and "final_obs" in info:  # SAME_STEP autoreset: next_obs is the reset
+            for i in np.flatnonzero(done):
+                true_next[i] = info["final_obs"][i]
+        success = np.asarray(info.get("success", np.zeros(n)), np.float32)
+        self.policy.observe(
+            StepBatch(
+                obs=np.asarray(obs, np.float32),
+                action=np.asarray(action, np.float32),
+                reward=np.asarray(reward, np.float32),
+                next_obs=true_next,
+                terminated=np.asarray(terminated, bool),
+                truncated=np.asarray(truncated, bool),
+                task_id=np.zeros(n, np.int64),
+                task_class=self.task_class,
+                episode_id=np.zeros(n, np.int64),
+                step_index=np.zeros(n, np.int64),
+                success=success,
+                valid=np.ones(n, bool),
+            )
+        )
+
+
+class ObservedVectorEnv:
+    """A Meta-World vector env that reports every step, with its true successor, to the
+    agent (the evaluation functions only use reset, step, call, get_attr and num_envs)."""
+
+    def __init__(self, envs: gym.vector.VectorEnv, agent: MetaWorldMetaAgent) -> None:
+        self.envs: Any = envs  # a Sync/AsyncVectorEnv (call, get_attr)
+        self.agent = agent
+        self._obs: np.ndarray | None = None
+
+    @property
+    def num_envs(self) -> int:
+        return int(self.envs.num_envs)
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return self.envs.call(name, *args, **kwargs)
+
+    def get_attr(self, name: str) -> Any:
+        return self.envs.get_attr(name)
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        obs, info = self.envs.reset(**kwargs)
+        self._obs = obs
+        return obs, info
+
+    def step(self, actions: np.ndarray) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.envs.step(actions)
+        assert self._obs is not None, "step before reset"
+        self.agent.observe(self._obs, actions, reward, terminated, truncated, info, obs)
+        self._obs = obs
+        return obs, reward, terminated, truncated, info
+
+    def close(self) -> None:
+        self.envs.close()
+
+
+@dataclass(frozen=True)
+class MetaLearningResult:
+    benchmark: str
+    num_evals: int
+    adaptation_episodes: int
+    evaluation_episodes: int
+    meta_batch_size: int
+    tasks_per_class: int
+    mean_success: float
+    mean_return: float
+    success_per_class: dict[str, float]
+    reward_version: str
+    seed: int
+
+
+def make_metalearning_envs(
+    family: MetaWorldFamily, meta_batch_size: int, tasks_per_class: int
+) -> gym.vector.VectorEnv:
+    """The benchmark's own test-split vector env (as `metaworld.make_ml_envs_test` builds it:
+    goals change per `sample_tasks`, episodes end at success), our family's seed and reward
+    version. ML1's test goals come from the benchmark itself (seed + 1 inside metaworld.ML1)."""
+    import metaworld
+
+    o = family.options
+    name = o.task_name if family.kind == "ML1" else family.kind
+    envs = metaworld.make_ml_envs(
+        name,
+        seed=o.seed,
+        meta_batch_size=meta_batch_size,
+        total_tasks_per_cls=tasks_per_class,
+        split="test",
+        terminate_on_success=True,
+        task_select="pseudorandom",
+        reward_function_version=o.reward_version,
+    )
+    return envs
+
+
+def evaluate_metalearning(
+    policy: Policy,
+    distribution: TaskDistribution,
+    num_evals: int = 10,
+    adaptation_episodes: int = 10,
+    evaluation_episodes: int = 3,
+    meta_batch_size: int | None = None,
+    tasks_per_class: int = 40,
+    deterministic: bool = True,
+) -> MetaLearningResult:
+    """Run `metaworld.evaluation.metalearning_evaluation` on an ML family's test tasks: per
+    round, every env gets a new test goal, the agent adapts for `adaptation_episodes`, then
+    `evaluation_episodes` are scored. Defaults are Meta-World's (10 rounds, 10 + 3 episodes,
+    40 goals per test class); `meta_batch_size` defaults to the family's option, rounded
+    down to a multiple of the test classes."""
+    from metaworld.evaluation import metalearning_evaluation
+
+    if not isinstance(distribution, MetaWorldFamily) or not distribution.meta:
+        raise ConfigError(
+            f"env.name: Meta-World's meta-learning protocol needs metaworld/ML1, ML10 or "
+            f"ML45, not {distribution.name}"
+        )
+    n_test_classes = len(distribution.class_names) - distribution.num_train_classes or 1
+    mbs = meta_batch_size or distribution.options.meta_batch_size
+    mbs = max(n_test_classes, mbs - mbs % n_test_classes)
+    per_env, rest = divmod(tasks_per_class, mbs // n_test_classes)
+    if rest or per_env == 0:
+        raise ConfigError(
+            f"meta_batch_size {mbs}: {tasks_per_class} goals per test class must split evenly "
+            f"over {mbs // n_test_classes} envs per class"
+        )
+    raw = make_metalearning_envs(distribution, mbs, tasks_per_class)
+    agent = MetaWorldMetaAgent(policy, raw.num_envs, deterministic)
+    envs = ObservedVectorEnv(raw, agent)
+    try:
+        mean_success, mean_return, per_class = metalearning_evaluation(
+            agent,
+            envs,  # type: ignore[arg-type]
+            num_evals=num_evals,
+            adaptation_episodes=adaptation_episodes,
+            evaluation_episodes=evaluation_episodes,
+        )
+    finally:
+        envs.close()
+    return MetaLearningResult(
+        benchmark=distribution.name,
+        num_evals=num_evals,
+        adaptation_episodes=adaptation_episodes,
+        evaluation_episodes=evaluation_episodes,
+        meta_batch_size=mbs,
+        tasks_per_class=tasks_per_class,
+        mean_success=float(mean_success),
+        mean_return=float(mean_return),
+        success_per_class={k: float(v) for k, v in sorted(per_class.items())},
+        reward_version=distribution.options.reward_version,
+        seed=distribution.options.seed,
+    )
