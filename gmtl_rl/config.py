@@ -7,6 +7,7 @@ only override. Errors name the full key path and what would be valid.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,20 +32,26 @@ class SamplerConfig(_Section):
     autoreset_mode: Literal["disabled", "next_step", "same_step"] = Field(
         "disabled", description="Gymnasium vector autoreset mode (disabled: the sampler resets)"
     )
-    backend: Literal["sync", "subprocess"] = Field(
-        "sync", description="step envs in this process, or one worker process per env"
+    backend: Literal["sync", "subprocess", "ray"] = Field(
+        "sync",
+        description="step envs in this process, one worker process per env, or one Ray actor "
+        "per env (pip install 'gmtl-rl[ray]'; $RAY_ADDRESS, else a local Ray)",
     )
     worker_timeout_s: float = Field(
-        60.0, gt=0, description="subprocess: a worker silent this long is restarted"
+        60.0, gt=0, description="subprocess/ray: a worker silent this long is restarted"
     )
     max_restarts: int = Field(
-        3, ge=0, description="subprocess: worker restarts allowed before training stops"
+        3, ge=0, description="subprocess/ray: worker restarts allowed before training stops"
     )
 
     @model_validator(mode="after")
-    def _subprocess_resets_itself(self) -> SamplerConfig:
-        if self.backend == "subprocess" and self.autoreset_mode != "disabled":
-            raise ValueError("backend subprocess needs autoreset_mode disabled (it resets envs)")
+    def _workers_reset_themselves(self) -> SamplerConfig:
+        if self.backend != "sync" and self.autoreset_mode != "disabled":
+            raise ValueError(
+                f"backend {self.backend} needs autoreset_mode disabled (it resets envs)"
+            )
+        if self.backend == "ray" and importlib.util.find_spec("ray") is None:
+            raise ValueError("backend ray: Ray is not installed: pip install 'gmtl-rl[ray]'")
         return self
 
 

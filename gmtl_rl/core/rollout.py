@@ -7,6 +7,7 @@ next reset; the sampler resets explicitly whenever it switches tasks.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -46,6 +47,12 @@ class TaskEnvWrapper(gym.Wrapper[Any, Any, Any, Any]):
             self.distribution.set_task(self.env, self.task)
             self.pending = None
         return self.env.reset(seed=seed, options=options)
+
+
+def make_task_env(distribution: TaskDistribution, task: Task) -> gym.Env:
+    """An env of `distribution` on `task`, guarded against simulator blow-ups."""
+    env = NumericalGuard(distribution.make_env(task))
+    return TaskEnvWrapper(env, distribution, 0, task)
 
 
 class TaskSchedule(Protocol):
@@ -171,11 +178,18 @@ class RolloutSampler:
             if self.mode != AutoresetMode.DISABLED:
                 raise ValueError("the subprocess backend resets envs itself: autoreset disabled")
             self.vec = SubprocessVectorEnv(factories, worker_timeout_s, max_restarts)
+        elif backend == "ray":
+            if self.mode != AutoresetMode.DISABLED:
+                raise ValueError("the ray backend resets envs itself: autoreset disabled")
+            from gmtl_rl.core.ray_workers import RayVectorEnv  # imports ray: only when asked
+
+            # Every env starts from the same factory: one object-store copy for all workers.
+            self.vec = RayVectorEnv([factories[0]] * n_envs, worker_timeout_s, max_restarts)
         elif backend == "sync":
             # copy=False: the step below copies the observations once itself.
             self.vec = SyncVectorEnv(factories, autoreset_mode=self.mode, copy=False)
         else:
-            raise ValueError(f"unknown sampler backend {backend!r}: sync or subprocess")
+            raise ValueError(f"unknown sampler backend {backend!r}: sync, subprocess or ray")
         self.single_action_space = self.vec.single_action_space
         self.single_observation_space = self.vec.single_observation_space
         self._obs: Obs = self._start(np.ones(n_envs, bool), seed=seed)
@@ -185,11 +199,8 @@ class RolloutSampler:
         return self.slots.n
 
     def _env_factory(self, i: int) -> Any:
-        def make() -> gym.Env:
-            env = NumericalGuard(self.distribution.make_env(self.tasks[0]))
-            return TaskEnvWrapper(env, self.distribution, 0, self.tasks[0])
-
-        return make
+        # A module-level function and its arguments: picklable, for Ray workers.
+        return functools.partial(make_task_env, self.distribution, self.tasks[0])
 
     def _wrapper(self, i: int) -> TaskEnvWrapper:
         env = self.vec.envs[i]
