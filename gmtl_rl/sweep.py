@@ -385,6 +385,7 @@ def _run_local(jobs: Sequence[Job], max_concurrent: int, report: Report) -> list
                     proc = subprocess.Popen(
                         _python_command(job), cwd=job.cwd, stdout=log,
                         stderr=subprocess.STDOUT, start_new_session=True,
+                        preexec_fn=_die_with_parent,
                     )  # fmt: skip
                 running[job.name] = (proc, time.monotonic(), job)
                 report(f"  started {job.name}: gmtl {job.command[0]} ({len(pending)} waiting)")
@@ -449,10 +450,14 @@ def _ray_trial(config: dict[str, Any], jobs: dict[str, dict[str, Any]]) -> None:
 
 
 def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies, even by SIGKILL, so a trial of
+    a killed sweep checkpoints and stops instead of running on unseen (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return
     import ctypes
 
     pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _run_ray(

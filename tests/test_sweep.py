@@ -184,3 +184,35 @@ def test_grid_values_split_on_top_level_commas_only():
     assert sweep.split_values("env.goal={x: 1, y: 2}") == ["{x: 1, y: 2}"]
     assert sweep.split_values("experiment='a,b'") == ["'a,b'"]
     assert sweep.parse_seeds("0-2,7") == (0, 1, 2, 7)
+
+
+@pytest.mark.slow  # ~1 min: a whole trial, then a SIGKILLed sweep mid-way through the second
+def test_a_sigkilled_sweep_resumes_and_reruns_only_the_unfinished_trial(tmp_path, capsys):
+    import signal
+    import subprocess
+    import time
+
+    path = tmp_path / "sweep"
+    args = ["total_steps=600", "checkpoint.every_steps=100", "eval.episodes=1"]
+    sweep_proc = subprocess.Popen(
+        [sys.executable, "-m", "gmtl_rl.cli", "sweep", SMOKE, "--seeds", "0-1", "--backend",
+         "local", "--max-concurrent", "1", "--sweep-dir", str(path), *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    first, second = path / "trials/c0-s0", path / "trials/c0-s1"
+    deadline = time.monotonic() + 300
+    while not (sweep.trial_state(first) == "finished" and any(second.glob("checkpoints/step-*"))):
+        assert time.monotonic() < deadline and sweep_proc.poll() is None
+        time.sleep(0.2)
+    sweep_proc.send_signal(signal.SIGKILL)
+    sweep_proc.wait()
+    log = path / "logs/c0-s1.log"
+    while "checkpoint written" not in log.read_text():  # its trial got SIGTERM from the kernel
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert sweep.trial_state(second) == "resumable"
+    finished_log = (path / "logs/c0-s0.log").read_text()
+    code, out, _ = _sweep(capsys, "--resume", str(path))
+    assert code == 0 and "1 finished, 1 to run" in out
+    assert (path / "logs/c0-s0.log").read_text() == finished_log
+    _assert_complete_run(second, 1)
