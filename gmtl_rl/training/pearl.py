@@ -323,7 +323,9 @@ class PEARLRun:
                     self.initial_tasks_done += 1
                     advance(c.env_steps)
                     self._stop_if_signalled()
-                while c.env_steps < cfg.total_steps:
+                # An iteration interrupted after its collection is finished first, even when
+                # that collection already reached the budget.
+                while self.collected or c.env_steps < cfg.total_steps:
                     if not self.collected:
                         tasks = self.task_rng.integers(
                             len(self.train_tasks), size=acfg.tasks_per_iteration

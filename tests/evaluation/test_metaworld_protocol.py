@@ -82,3 +82,51 @@ def test_cli_runs_the_metaworld_protocol_on_a_trained_run(tmp_path, capsys):
     assert result["benchmark"] == "metaworld/MT10" and result["num_episodes"] == 1
     assert len(result["success_per_class"]) == 10
     assert "mean success" in capsys.readouterr().out
+
+
+# -- meta-learning protocol (ML1) ------------------------------------------------------------
+class RecordingMetaLearner:
+    """Random actions; records the trial starts and every transition it is shown."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.resets: list[np.ndarray] = []
+        self.steps: list = []
+
+    def reset(self, env_mask: np.ndarray) -> None:
+        self.resets.append(env_mask.copy())
+
+    def act(self, obs: Obs, task_class: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        assert (task_class == -1).all()  # meta-RL is never told the task
+        return self.rng.uniform(-1, 1, size=(len(task_class), 4)).astype(np.float32)
+
+    def observe(self, step) -> None:
+        self.steps.append(step)
+
+
+def test_a_meta_learner_sees_whole_trials_under_metalearning_evaluation():
+    from gmtl_rl.evaluation.metaworld_protocol import evaluate_metalearning
+
+    ml1 = make("metaworld/ML1", task_name="reach-v3", meta_batch_size=2)
+    policy = RecordingMetaLearner()
+    result = evaluate_metalearning(
+        policy, ml1, num_evals=2, adaptation_episodes=1, evaluation_episodes=1,
+        meta_batch_size=2, tasks_per_class=40,
+    )  # fmt: skip
+    assert result.benchmark == "metaworld/ML1" and 0.0 <= result.mean_success <= 1.0
+    # One trial per round: reset for every env at init(), never at episode boundaries.
+    assert len(policy.resets) == 2 and all(m.all() for m in policy.resets)
+    rewards = np.stack([s.reward for s in policy.steps])
+    assert rewards.shape[1] == 2 and np.abs(rewards).sum() > 0  # Meta-World's rewards reach it
+    done = np.stack([s.terminated | s.truncated for s in policy.steps])
+    assert done.sum(axis=0).min() >= 2  # >= 1 adaptation + 1 scored episode per env and round
+    # At an episode end the agent gets the true successor, not the next episode's reset obs.
+    t, i = map(int, np.argwhere(done)[0])
+    assert not np.allclose(policy.steps[t].next_obs[i], policy.steps[t + 1].obs[i])
+
+
+def test_metalearning_evaluation_refuses_a_multitask_family(mt10):
+    from gmtl_rl.evaluation.metaworld_protocol import evaluate_metalearning
+
+    with pytest.raises(ConfigError, match="ML1, ML10 or ML45"):
+        evaluate_metalearning(RecordingMetaLearner(), mt10)
