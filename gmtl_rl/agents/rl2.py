@@ -57,7 +57,9 @@ class RL2Config(AgentConfig):
     value_coef: float = Field(0.5, ge=0, description="value-loss weight")
     max_grad_norm: float = Field(0.5, gt=0, description="gradient clipping")
     normalize_advantage: bool = Field(True, description="advantages to zero mean, unit std")
-    reward_scale: float = Field(1.0, gt=0, description="rewards × this, as input and for PPO")
+    reward_scale: float = Field(
+        1.0, gt=0, description="rewards × this for the PPO targets (the GRU sees them unscaled)"
+    )
     init_log_std: float = Field(0.0, description="initial log-std of the Gaussian (Box)")
 
 
@@ -189,8 +191,7 @@ class RL2:
             return
         idx = torch.as_tensor(rows)
         self.prev_action_NA[idx] = self._action_features(np.asarray(step.action)[rows])
-        reward = np.asarray(step.reward, np.float32)[rows] * self.config.reward_scale
-        self.prev_reward_N[idx] = torch.as_tensor(reward)
+        self.prev_reward_N[idx] = torch.as_tensor(np.asarray(step.reward, np.float32)[rows])
         self.prev_done_N[idx] = torch.as_tensor(step.done[rows], dtype=torch.float32)
 
     # -- learning ---------------------------------------------------------------------------
@@ -203,7 +204,7 @@ class RL2:
         prev = torch.cat(
             [
                 action.view(n_b, n_l, self.act_dim),
-                torch.as_tensor(batch.reward_BL * self.config.reward_scale)[..., None],
+                torch.as_tensor(batch.reward_BL)[..., None],
                 torch.as_tensor(batch.done_BL, dtype=torch.float32)[..., None],
             ],
             dim=-1,

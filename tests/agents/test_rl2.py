@@ -3,6 +3,7 @@ errors, bit-exact resume."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,9 @@ from gmtl_rl.core.rollout import RolloutSampler, UniformTaskSchedule
 from gmtl_rl.core.trials import ActRecord, TrialBuffer, trial_gae
 from gmtl_rl.errors import ConfigError
 
-SMOKE = str(Path(__file__).parents[2] / "configs" / "smoke" / "rl2_point_robot.yaml")
+ROOT = Path(__file__).parents[2]
+SMOKE = str(ROOT / "configs" / "smoke" / "rl2_point_robot.yaml")
+LEARNING_STEPS = 600_000  # RL² env steps of the learning test
 BOX = gym.spaces.Box(-0.1, 0.1, shape=(2,), dtype=np.float32)
 OBS = gym.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
 
@@ -261,3 +264,20 @@ def test_split_run_resumed_in_a_new_process_matches_the_straight_run_bit_for_bit
     straight, resumed = _final_agent(tmp_path / "straight"), _final_agent(split)
     assert straight["updates"] == resumed["updates"] >= 2
     _assert_bit_equal(straight, resumed)
+
+
+# -- learning -------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_rl2_adapts_on_held_out_goals(tmp_path):
+    """benchmarks/rl2_point_robot.py's check at a reduced budget (minutes on 2 cores): on the
+    test goals, RL²'s last episode of a trial beats its first, and beats SAC with the goal
+    hidden (memoryless, so it cannot adapt), both by a 95% bootstrap interval above 0."""
+    spec = importlib.util.spec_from_file_location(
+        "rl2_benchmark", ROOT / "benchmarks" / "rl2_point_robot.py"
+    )
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.run("point-robot", steps=LEARNING_STEPS, runs=tmp_path)
+    assert result.adaptation_gain.low > 0, bench.report(result)
+    assert result.gain_over_sac.low > 0, bench.report(result)
