@@ -13,7 +13,7 @@ from gmtl_rl.config import load_config
 CONFIGS = Path(__file__).parents[1] / "configs"
 ALL = sorted(CONFIGS.rglob("*.yaml"))
 SMOKE = sorted((CONFIGS / "smoke").glob("*.yaml"))
-SLOW_SMOKE = {"mtsac_mt50.yaml", "pearl_ml45.yaml"}  # building MT50 or ML45 takes ~20-34 s
+SLOW_SMOKE = {"mtsac_mt50.yaml", "pearl_ml45.yaml", "rl2_ml45.yaml"}  # MT50, ML45: 20-34 s builds
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: str(p.relative_to(CONFIGS)))
