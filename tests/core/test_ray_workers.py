@@ -66,30 +66,23 @@ def _assert_same(a: list, b: list) -> None:
             np.testing.assert_array_equal(u, v)
 
 
-def test_ray_backend_gives_the_same_transitions_as_in_process():
+def test_ray_backend_gives_the_same_transitions_as_in_process_and_resumes_exactly():
     sync, remote = _sampler("sync"), _sampler("ray")
     try:
-        _assert_same(_steps(sync, 70), _steps(remote, 70))  # episodes of 20: resets included
+        expected = _steps(sync, 70)  # episodes of 20 steps: resets and task switches included
+        first = _steps(remote, 30)
+        # Copied: the live bookkeeping arrays are in it (a checkpoint writes them at once).
+        state = copy.deepcopy(remote.state_dict())  # env states fetched from the actors
+        _assert_same(first + _steps(remote, 40), expected)
         assert remote.worker_restarts == 0
     finally:
         sync.close()
         remote.close()
     assert ray.is_initialized()  # the sampler leaves a Ray it did not start running
-
-
-def test_ray_sampler_resumes_exactly_from_its_state():
-    straight = _sampler("ray")
-    try:
-        _steps(straight, 30)
-        # Copied: the live bookkeeping arrays are in it (a checkpoint writes them at once).
-        state = copy.deepcopy(straight.state_dict())  # env states fetched from the actors
-        expected = _steps(straight, 25)
-    finally:
-        straight.close()
     resumed = _sampler("ray")
     try:
-        resumed.load_state_dict(state)
-        _assert_same(_steps(resumed, 25), expected)
+        resumed.load_state_dict(state)  # env states sent back into fresh actors
+        _assert_same(_steps(resumed, 40), expected[30:])
     finally:
         resumed.close()
 
