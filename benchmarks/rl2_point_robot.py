@@ -6,6 +6,7 @@ Run (from the repository root):
     python benchmarks/rl2_point_robot.py                          # point-robot, config budget
     python benchmarks/rl2_point_robot.py --env sparse-point-robot --steps 1500000
     python benchmarks/rl2_point_robot.py --steps 600000 --out runs/benchmarks/rl2
+    python benchmarks/rl2_point_robot.py --rl2-run RUN_DIR     # RL² already trained by gmtl train
 
 Both runs are normal `gmtl train` runs under `<runs>/`: RL² from configs/rl2_<env>.yaml, and
 the non-adaptive baseline, SAC on the same family with the goal hidden (a memoryless policy
@@ -100,7 +101,9 @@ def run(
     sac_steps: int = 20_000,
     seed: int = 0,
     runs: Path = Path("runs/benchmarks/rl2"),
+    rl2_run: Path | None = None,
 ) -> Result:
+    """Train (or, with `rl2_run`, reuse a finished run of configs/rl2_<env>.yaml) and compare."""
     import yaml
 
     rl2_cfg = yaml.safe_load((CONFIGS / f"rl2_{env.replace('-', '_')}.yaml").read_text())
@@ -126,9 +129,15 @@ def run(
         "logging": {"every_steps": 5000, "tensorboard": False},
     }  # fmt: skip
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    rl2_run = runs / f"rl2-{env}-s{seed}-{stamp}"
     sac_run = runs / f"sac-{env}-s{seed}-{stamp}"
-    rl2_wall = train(rl2_cfg, rl2_run)
+    if rl2_run is None:
+        rl2_run = runs / f"rl2-{env}-s{seed}-{stamp}"
+        rl2_wall = train(rl2_cfg, rl2_run)
+    else:  # its own config decides; wall time from its metrics log
+        rl2_cfg = yaml.safe_load((rl2_run / "config.yaml").read_text())
+        sac_cfg["env"], sac_cfg["eval"] = rl2_cfg["env"], {**rl2_cfg["eval"], "every_steps": 0}
+        with open(rl2_run / "metrics.csv", newline="") as f:
+            rl2_wall = max(float(r["time_s"]) for r in csv.DictReader(f))
     sac_wall = train(sac_cfg, sac_run)
 
     k = int(rl2_cfg["eval"]["episodes"])
@@ -238,8 +247,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", default="runs/benchmarks/rl2")
     parser.add_argument("--out", default="runs/benchmarks/rl2")
+    parser.add_argument("--rl2-run", default=None, help="a finished RL² run to evaluate instead")
     args = parser.parse_args(argv)
-    result = run(args.env, args.steps, args.sac_steps, args.seed, Path(args.runs))
+    rl2_run = Path(args.rl2_run) if args.rl2_run else None
+    result = run(args.env, args.steps, args.sac_steps, args.seed, Path(args.runs), rl2_run)
     write(result, Path(args.out))
     text = report(result)
     print(text)

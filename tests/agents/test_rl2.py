@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from trees import assert_tree_equal
 
 from gmtl_rl import checkpoint, envs
 from gmtl_rl.agents.registry import parse_agent_config
@@ -216,21 +217,6 @@ def _final_agent(run_dir: Path) -> dict:
     return checkpoint.load_latest(run_dir / "checkpoints").agent["agent"]
 
 
-def _assert_bit_equal(a, b, where="agent"):
-    if isinstance(a, torch.Tensor):
-        assert a.dtype == b.dtype and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert set(a) == set(b), where
-        for k in a:
-            _assert_bit_equal(a[k], b[k], f"{where}/{k}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _assert_bit_equal(x, y, f"{where}/{i}")
-    else:
-        assert a == b, where
-
-
 # Four Rooms: discrete actions, and episodes that end at the goal, so trials differ in length
 # and some are in flight at the split.
 FOUR_ROOMS_ENV = {"name": "four-rooms", "horizon": 12, "observation": "onehot"}
@@ -263,7 +249,46 @@ def test_split_run_resumed_in_a_new_process_matches_the_straight_run_bit_for_bit
     assert done.returncode == 0, done.stderr
     straight, resumed = _final_agent(tmp_path / "straight"), _final_agent(split)
     assert straight["updates"] == resumed["updates"] >= 2
-    _assert_bit_equal(straight, resumed)
+    assert_tree_equal(straight, resumed)  # exact: atol 0
+
+
+def test_rl2_keeps_its_hidden_state_through_metaworld_metalearning_evaluation():
+    """Under Meta-World's own protocol a trial spans the adaptation and scored episodes: the
+    agent is reset once per round and sees every inner episode end as its done input."""
+    from gmtl_rl.evaluation.metaworld_protocol import evaluate_metalearning
+
+    ml1 = envs.make("metaworld/ML1", task_name="reach-v3", meta_batch_size=2)
+    env = ml1.make_env()
+    agent = build_rl2(
+        RL2Config(gru_hidden=8, hidden=[8]), EnvSpec(env.observation_space, env.action_space, 1)
+    )
+    env.close()
+    resets, boundary_hidden = [], []
+    reset, act = agent.reset, agent.act
+
+    def recording_reset(mask):
+        resets.append(mask.copy())
+        reset(mask)
+
+    def recording_act(obs, task_class, deterministic=False):
+        assert (task_class == -1).all()
+        if len(agent.prev_done_N) == len(obs) and agent.prev_done_N.any():
+            boundary_hidden.append(agent.hidden_NH[agent.prev_done_N > 0].abs().sum().item())
+        return act(obs, task_class, deterministic)
+
+    agent.reset, agent.act = recording_reset, recording_act
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a GRU step per env step: 2 threads only add overhead (5x here)
+    try:
+        result = evaluate_metalearning(
+            agent, ml1, num_evals=2, adaptation_episodes=1, evaluation_episodes=1,
+            meta_batch_size=2, tasks_per_class=40,
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    assert 0.0 <= result.mean_success <= 1.0
+    assert len(resets) == 2  # one trial per round
+    assert boundary_hidden and min(boundary_hidden) > 0  # the state crossed episode ends
 
 
 # -- learning -------------------------------------------------------------------------------
