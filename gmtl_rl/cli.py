@@ -80,7 +80,10 @@ def _parser() -> argparse.ArgumentParser:
         help="auto: Ray Tune if Ray is installed, else one local process per trial",
     )  # fmt: skip
     sw.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else local)")
-    sw.add_argument("--max-concurrent", type=int, help="trials at once (default: CPU cores)")
+    sw.add_argument(
+        "--max-concurrent", type=int,
+        help="trials at once (default: local, the CPU cores; ray, one per free CPU of the cluster)",
+    )  # fmt: skip
     sw.add_argument("--sweep-dir", help="default: <runs_dir>/<experiment>/sweep-<time>")
     sw.add_argument("--resume", metavar="DIR", help="rerun the unfinished trials of a sweep")
     sw.add_argument("--aggregate", metavar="DIR", help="only (re)write a sweep's aggregate")
@@ -278,7 +281,8 @@ def _sweep(args: argparse.Namespace) -> int:
         if backend == "auto":
             backend = "ray" if sweep.ray_available() else "local"
         seeds = sweep.parse_seeds(args.seeds) if args.seeds is not None else None
-        concurrency = args.max_concurrent or os.cpu_count() or 1
+        # Ray places trials by free CPUs (a cluster has more than this machine).
+        concurrency = args.max_concurrent or (0 if backend == "ray" else os.cpu_count() or 1)
         spec, _ = sweep.plan(args.config, args.overrides, seeds, backend, args.address, concurrency)
     if backend == "ray" and not sweep.ray_available():
         raise UsageError(f"--backend ray: {RAY_MISSING} (or use --backend local)")

@@ -74,7 +74,7 @@ class SweepSpec:
     seeds: tuple[int, ...]
     backend: Literal["local", "ray"]
     address: str | None
-    max_concurrent: int
+    max_concurrent: int  # 0 (Ray only): as many trials as the cluster has free CPUs
     trials: tuple[Trial, ...]
 
     def combination_label(self, index: int) -> str:
@@ -186,11 +186,16 @@ def plan(
         values = split_values(item)
         if key == "seed":
             raise ConfigError(f"override {item!r}: give seeds with --seeds (e.g. --seeds 0-9)")
+        if key == "experiment" and len(values) > 1:
+            raise ConfigError(
+                f"override {item!r}: experiment cannot be a grid axis (each trial's experiment "
+                "is <experiment>-c<combination>)"
+            )
         if len(values) == 1:
             overrides.append(item)
         else:
             axes.append(Axis(key, tuple(v.strip() for v in values)))
-    if max_concurrent < 1:
+    if max_concurrent < 0 or (max_concurrent == 0 and backend == "local"):
         raise UsageError(f"--max-concurrent must be >= 1, got {max_concurrent}")
     merged = apply_overrides(base, overrides)
     seeds = tuple(seeds) if seeds is not None else (int(merged.get("seed", 0)),)
@@ -343,10 +348,13 @@ def run(
     jobs, finished = jobs_to_run(sweep_dir, spec)
     backend = backend or spec.backend
     limit = max_concurrent or spec.max_concurrent
+    if backend == "local" and limit < 1:  # a Ray sweep's "as many as Ray has CPUs for"
+        limit = os.cpu_count() or 1
+    at_once = f"up to {limit} at once" if limit else "as many at once as Ray has CPUs"
     report(
         f"sweep {sweep_dir}: {len(spec.trials)} trials ({spec.num_combinations} combinations x "
         f"{len(spec.seeds)} seeds); {len(finished)} finished, {len(jobs)} to run "
-        f"({backend}, up to {limit} at once)"
+        f"({backend}, {at_once})"
     )
     if not jobs:
         return []
@@ -498,7 +506,7 @@ def _run_ray(
             ),
             param_space={"trial": tune.grid_search(list(by_name))},
             tune_config=tune.TuneConfig(
-                max_concurrent_trials=max_concurrent,
+                max_concurrent_trials=max_concurrent or None,  # 0: one trial per free CPU
                 reuse_actors=False,
                 trial_dirname_creator=_tune_dirname,
             ),

@@ -157,6 +157,7 @@ def test_ray_sweep_gives_complete_run_dirs_and_the_aggregate(local_ray, capsys, 
         (["--seeds", "3-1"], "--seeds '3-1': range 3-1 runs backwards"),
         (["--seeds", "0-x"], "--seeds '0-x': expected a range like 0-9"),
         (["seed=1,2"], "give seeds with --seeds"),
+        (["experiment=a,b"], "experiment cannot be a grid axis"),
         (["agent.hidden=[64,64"], "unclosed"),
         (["agent.lr=0.1,"], "an empty value in a grid axis"),
         (["agent.lr=1", "agent.lr=2"], "agent.lr is given twice"),
@@ -182,7 +183,7 @@ def test_ray_backend_without_ray_names_the_extra(capsys, monkeypatch, tmp_path):
 def test_grid_values_split_on_top_level_commas_only():
     assert sweep.split_values("agent.hidden=[64,64],[256,256]") == ["[64,64]", "[256,256]"]
     assert sweep.split_values("env.goal={x: 1, y: 2}") == ["{x: 1, y: 2}"]
-    assert sweep.split_values("experiment='a,b'") == ["'a,b'"]
+    assert sweep.split_values("env.note='a,b'") == ["'a,b'"]
     assert sweep.parse_seeds("0-2,7") == (0, 1, 2, 7)
 
 
