@@ -440,10 +440,13 @@ def _tune_dirname(trial: Any) -> str:
 
 def _ray_trial(config: dict[str, Any], jobs: dict[str, dict[str, Any]]) -> None:
     """A Ray Tune function trainable: the trial's gmtl process, its exit status reported."""
+    import ray
     from ray import tune
 
     spec = jobs[config["trial"]]
     job = Job(**{**spec, "command": tuple(spec["command"])})
+    # A trial with sampler.backend: ray joins this cluster instead of starting its own Ray.
+    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
     start = time.monotonic()
     with open(job.log, "ab") as log:
         log.write(f"$ gmtl {' '.join(job.command)}\n".encode())
@@ -451,7 +454,7 @@ def _ray_trial(config: dict[str, Any], jobs: dict[str, dict[str, Any]]) -> None:
         # If this worker dies, the trial gets SIGTERM: it checkpoints and exits (resumable).
         proc = subprocess.Popen(
             _python_command(job), cwd=job.cwd, stdout=log, stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            env=env, preexec_fn=_die_with_parent,
         )  # fmt: skip
         code = proc.wait()
     tune.report({"exit_code": code, "seconds": time.monotonic() - start})
