@@ -178,7 +178,7 @@ class TrialRun:
         previous = install_signal_handlers(self._on_signal)
         try:
             with progress_bar(cfg.total_steps, c.env_steps, cfg.experiment, "steps") as advance:
-                while c.env_steps < cfg.total_steps:
+                while self._budget_left():
                     step = self.sampler.step(self.agent)
                     assert self.agent.last_act is not None
                     self.buffer.add(step, self.agent.last_act)
@@ -200,6 +200,11 @@ class TrialRun:
             restore_signal_handlers(previous)
             self.log.close()
             self.close()
+
+    def _budget_left(self) -> bool:
+        c, cfg = self.counters, self.config
+        episodes_left = cfg.total_episodes is None or c.episodes < cfg.total_episodes
+        return c.env_steps < cfg.total_steps and episodes_left
 
     def _update(self, batch: TrialBatch) -> None:
         metrics = self.agent.metrics(self.agent.update(batch))

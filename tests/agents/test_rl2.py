@@ -231,7 +231,7 @@ def test_split_run_resumed_in_a_new_process_matches_the_straight_run_bit_for_bit
         config = str(tmp_path / "four_rooms.yaml")
         Path(config).write_text(yaml.safe_dump(data))
     common = [
-        "total_steps=480", "checkpoint.every_steps=0", "eval.max_tasks=2",
+        "total_steps=320", "checkpoint.every_steps=0", "eval.max_tasks=2",
         "eval.bootstrap_resamples=100",
     ]  # fmt: skip
     assert main(["train", config, *common, "--run-dir", str(tmp_path / "straight")]) == 0
@@ -241,7 +241,7 @@ def test_split_run_resumed_in_a_new_process_matches_the_straight_run_bit_for_bit
     held = checkpoint.load_latest(split / "checkpoints").state["buffer"]["steps"]["valid"]
     assert len(held) > 0  # the checkpoint holds trials in flight
     done = subprocess.run(
-        [sys.executable, "-m", "gmtl_rl.cli", "resume", str(split), "total_steps=480"],
+        [sys.executable, "-m", "gmtl_rl.cli", "resume", str(split), "total_steps=320"],
         capture_output=True,
         text=True,
         timeout=300,
