@@ -220,7 +220,7 @@ class RL2:
         )
         mask = torch.as_tensor(batch.mask_BL, dtype=torch.float32)
         adv, ret = torch.as_tensor(adv_np), torch.as_tensor(ret_np)
-        if c.normalize_advantage:
+        if c.normalize_advantage and batch.num_steps > 1:
             valid = adv[mask > 0]
             adv = (adv - valid.mean()) / (valid.std() + 1e-8)
         old_logp = torch.as_tensor(batch.log_prob_BL)
