@@ -28,7 +28,7 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, PositiveInt
 from torch import nn
 from torch.nn import functional as F
 
@@ -44,7 +44,7 @@ class RL2Config(AgentConfig):
 
     name: Literal["rl2"] = "rl2"
     gru_hidden: int = Field(128, ge=1, description="GRU hidden size (REFERENCE: 64-256)")
-    hidden: list[int] = Field([64], description="MLP sizes of the policy and value heads")
+    hidden: list[PositiveInt] = Field([64], description="MLP sizes of the policy and value heads")
     episodes_per_trial: int = Field(2, ge=1, description="K: episodes per trial on one task")
     trials_per_update: int = Field(16, ge=1, description="trials per PPO update (meta-batch)")
     lr: float = Field(3e-4, gt=0, description="Adam learning rate")
