@@ -199,7 +199,7 @@ def test_buffer_pads_uneven_trials_and_carries_trials_in_flight():
         ({"name": "rl2", "gru_size": 64}, "agent.gru_size"),
         ({"name": "rl2", "clip": 0}, "agent.clip"),
         ({"name": "rl2", "episodes_per_trial": 0}, "agent.episodes_per_trial"),
-        ({"name": "rl2", "hidden": [64, 0]}, "agent.hidden.1"),
+        ({"name": "rl2", "hidden": [64, 0]}, r"agent\.hidden\[1\]"),
     ],
 )
 def test_config_mistakes_name_the_key(data, where):
