@@ -12,6 +12,10 @@ and SAC on the same hidden-goal tasks, which cannot tell goals apart and so cann
 curve is flat; it learns the best goal-agnostic behaviour). Budgets are CLI options; every
 agent is evaluated with the same protocol (test split, `--episodes` K, 3 repeats per goal).
 
+Runs whose directory already holds a finished run are reused (`--reuse`; e.g. a long RL² run
+trained with `gmtl train`), and every run is evaluated here with one protocol (`gmtl eval RUN
+--split test --episodes K`, 3 repeats per goal), so all curves compare like for like.
+
 Writes `<out>/meta_<family>.csv` (agent, seed, k, mean return, mean success over the test
 goals), `<out>/meta_<family>_adaptation.png` (all agents on one plot, 95% intervals over
 goals × seeds) and `<out>/meta_<family>_training.png` (test return at k = K against env
@@ -78,8 +82,10 @@ def runs_for(args: argparse.Namespace) -> dict[str, tuple[Path, list[str]]]:
     return runs
 
 
-def train(config: Path, overrides: list[str], run_dir: Path) -> tuple[Path, float]:
+def train(config: Path, overrides: list[str], run_dir: Path, reuse: bool) -> tuple[Path, float]:
     start = time.perf_counter()
+    if reuse and (run_dir / "eval" / "summary.json").is_file():
+        return run_dir, float("nan")
     cmd = [sys.executable, "-m", "gmtl_rl.cli", "train", str(config), *overrides]
     done = subprocess.run([*cmd, "--run-dir", str(run_dir)], capture_output=True, text=True)
     if done.returncode != 0:
@@ -99,11 +105,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-rl2", action="store_true")
     parser.add_argument("--sac-steps", type=int, default=30_000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--reuse", action="store_true", help="keep finished runs in --runs")
     parser.add_argument("--runs", type=Path, default=Path("runs/benchmarks/meta_point_robot"))
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args(argv)
 
-    from gmtl_rl.cli import main as gmtl
     from gmtl_rl.evaluation.adaptation import read_csv
 
     jobs = {
@@ -115,27 +121,46 @@ def main(argv: list[str] | None = None) -> None:
     with ThreadPoolExecutor(args.workers) as pool:
         futures = {
             key: pool.submit(train, config, overrides,
-                             args.runs / tag / f"{key[0].split()[0]}-s{key[1]}")
+                             args.runs / tag / f"{key[0].split()[0]}-s{key[1]}", args.reuse)
             for key, (config, overrides) in jobs.items()
         }  # fmt: skip
         done = {key: f.result() for key, f in futures.items()}
 
+    from gmtl_rl import runner
+    from gmtl_rl.evaluation.adaptation import summarize
+    from gmtl_rl.evaluation.plots import plot_adaptation
+    from gmtl_rl.evaluation.training import read_eval_points, write_training_plot
+
     args.out.mkdir(parents=True, exist_ok=True)
     table: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    pooled: dict[str, list] = defaultdict(list)
+    points: dict[str, list] = defaultdict(list)
     with open(args.out / f"meta_{tag}.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["agent", "seed", "k", "return", "success", "wall_s"])
         for (label, seed), (run_dir, wall) in sorted(done.items()):
-            rows = read_csv(run_dir / "eval" / "adaptation.csv")
+            out = runner.evaluate(run_dir, split="test", episodes=args.episodes)
+            rows = read_csv(out / "adaptation.csv")
+            pooled[label].extend(rows)
+            points[label].extend(read_eval_points(run_dir / "metrics.csv", seed))
             for k in sorted({r.episode for r in rows}):
                 ret = float(np.mean([r.episode_return for r in rows if r.episode == k]))
                 suc = float(np.mean([r.success for r in rows if r.episode == k]))
                 table[label][k].append(ret)
                 writer.writerow([label, seed, k, f"{ret:.4g}", f"{suc:.3g}", f"{wall:.0f}"])
-    run_dirs = [str(run_dir) for run_dir, _ in done.values()]
-    gmtl(["plot", *run_dirs, "--out", str(args.out / f"meta_{tag}_adaptation.png")])
-    gmtl(["plot", *run_dirs, "--kind", "training",
-          "--out", str(args.out / f"meta_{tag}_training.png")])  # fmt: skip
+    summaries = {label: summarize(rows) for label, rows in pooled.items()}
+    title = f"{args.family}: held-out goals, episode k of a trial (seeds {args.seeds})"
+    plot_adaptation(
+        {k: s.episode_return for k, s in summaries.items()},
+        {k: s.success for k, s in summaries.items()},
+        args.out / f"meta_{tag}_adaptation.png",
+        title=title,
+    )
+    if all(points.values()):
+        write_training_plot(
+            dict(points), args.out / f"meta_{tag}_training.png",
+            title=f"{args.family}: test return at the last evaluated episode vs env steps",
+        )  # fmt: skip
 
     sac = table.get("sac (non-adaptive)", {})
     sac_last = float(np.mean(sac[max(sac)])) if sac else float("nan")
