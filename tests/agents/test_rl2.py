@@ -303,6 +303,7 @@ def test_rl2_adapts_on_held_out_goals(tmp_path):
     )
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses resolve their module by name
     spec.loader.exec_module(bench)
     result = bench.run("point-robot", steps=LEARNING_STEPS, runs=tmp_path)
     assert result.adaptation_gain.low > 0, bench.report(result)
