@@ -128,8 +128,16 @@ def test_gaussian_actions_stay_in_the_box_and_discrete_ones_in_range():
     assert len(set(chosen.tolist())) > 1
 
 
-@pytest.mark.parametrize("family", ["point-robot", "four-rooms"])
-def test_recomputed_trials_reproduce_what_act_saw(family):
+@pytest.mark.parametrize(
+    ("family", "autoreset"),
+    [
+        ("point-robot", "disabled"),
+        ("four-rooms", "disabled"),
+        ("four-rooms", "next_step"),  # dummy rows inside trials: not transitions
+        ("four-rooms", "same_step"),
+    ],
+)
+def test_recomputed_trials_reproduce_what_act_saw(family, autoreset):
     """The update re-runs the GRU over stored trials: its inputs (zeros at a trial start,
     previous action/reward/done after) must rebuild the values and log-probs of `act`."""
     if family == "point-robot":
@@ -138,18 +146,21 @@ def test_recomputed_trials_reproduce_what_act_saw(family):
         dist = envs.make(family, horizon=6, observation="onehot")
     sampler = RolloutSampler(
         dist, dist.train_tasks(), 3, UniformTaskSchedule(len(dist.train_tasks()),
-        np.random.default_rng(0)), seed=0, episodes_per_trial=2,
+        np.random.default_rng(0)), seed=0, episodes_per_trial=2, autoreset_mode=autoreset,
     )  # fmt: skip
     agent = RL2(
         RL2Config(gru_hidden=8, hidden=[8], episodes_per_trial=2, reward_scale=0.5),
         EnvSpec(sampler.single_observation_space, sampler.single_action_space, 1),
     )
     buffer = TrialBuffer(3, 2)
-    for _ in range(30):
+    invalid = 0
+    for _ in range(40):
         step = sampler.step(agent)
+        invalid += int((~step.valid).sum())
         assert agent.last_act is not None
         buffer.add(step, agent.last_act)
     sampler.close()
+    assert (invalid > 0) == (autoreset == "next_step")
     batch = buffer.pop_trials()
     assert batch.num_trials >= 3
     inputs = agent.sequence_inputs(batch)
