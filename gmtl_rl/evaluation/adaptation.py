@@ -128,16 +128,23 @@ def summarize(
     """Mean, IQM and bootstrap intervals per k.
 
     Values are resampled within (seed, task) strata (Agarwal et al. 2021) when every stratum
-    holds several values (repeats or seeds); with one value per stratum that would give a
-    zero-width interval, so tasks are then resampled as one pool instead.
+    holds several values (repeats or seeds) that differ somewhere; with one value per stratum,
+    or repeats that are exact copies everywhere (a deterministic agent from a fixed start),
+    that would give a zero-width interval, so tasks are then resampled as one pool instead.
     """
     episode = np.array([r.episode for r in rows])
     strata = np.array([r.seed * 1_000_003 + r.task for r in rows])
-    _, per_stratum = np.unique(np.stack([episode, strata]), axis=1, return_counts=True)
-    if per_stratum.min() < 2:
+    returns = np.array([r.episode_return for r in rows], dtype=np.float64)
+    cells, cell_of, per_stratum = np.unique(
+        np.stack([episode, strata]), axis=1, return_inverse=True, return_counts=True
+    )
+    # Repeats that are exact copies (a deterministic agent from a fixed start) carry no
+    # within-stratum spread either: resampling inside strata would again give zero width.
+    spread = np.zeros(cells.shape[1])
+    np.maximum.at(spread, cell_of, np.abs(returns - returns[_first_of_cell(cell_of)]))
+    if per_stratum.min() < 2 or not spread.any():
         strata = np.zeros_like(strata)
     kw: dict[str, Any] = {"confidence": confidence, "n_resamples": resamples}
-    returns = np.array([r.episode_return for r in rows], dtype=np.float64)
     successes = np.array([r.success for r in rows], dtype=np.float64)
     lengths = np.array([r.length for r in rows], dtype=np.float64)
     return CurveSummary(
@@ -145,6 +152,13 @@ def summarize(
         success=summarize_curve(episode, successes, strata, **kw),
         length=summarize_curve(episode, lengths, strata, **kw),
     )
+
+
+def _first_of_cell(cell_of: np.ndarray) -> np.ndarray:
+    """For each row, the index of the first row of its cell."""
+    first = np.full(int(cell_of.max()) + 1, len(cell_of))
+    np.minimum.at(first, cell_of, np.arange(len(cell_of)))
+    return first[cell_of]
 
 
 def per_task_table(rows: Sequence[AdaptationRow]) -> list[dict[str, Any]]:

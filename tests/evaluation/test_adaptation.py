@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -80,3 +81,23 @@ def test_evaluation_leaves_torch_global_rng_untouched():
     before = torch.get_rng_state().clone()
     _oracle_rows(repeats=1, episodes=1)
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_repeats_that_are_exact_copies_still_give_an_interval_over_tasks():
+    """A deterministic agent from a fixed start repeats itself exactly: resampling within
+    (seed, task) strata would give a zero-width interval; tasks are pooled instead."""
+    from gmtl_rl.evaluation.adaptation import AdaptationRow, summarize
+
+    rows = [
+        AdaptationRow("r", 0, task, task, repeat, 1, float(task), 0.0, 20)
+        for task in range(10)
+        for repeat in range(3)
+    ]
+    low, high = summarize(rows, resamples=500).episode_return[0].mean_ci
+    assert low < 4.5 < high  # the mean over tasks 0..9
+    # With spread inside the strata, they are kept: the task-to-task spread is fixed by the
+    # strata, so the interval only reflects the small within-task noise.
+    noisy = [dataclasses.replace(r, episode_return=r.episode_return + 0.1 * r.repeat)
+             for r in rows]  # fmt: skip
+    low_s, high_s = summarize(noisy, resamples=500).episode_return[0].mean_ci
+    assert high_s - low_s < (high - low) / 5
