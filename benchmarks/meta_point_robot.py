@@ -20,7 +20,8 @@ Writes `<out>/meta_<family>.csv` (agent, seed, k, mean return, mean success over
 goals), `<out>/meta_<family>_adaptation.png` (all agents on one plot, 95% intervals over
 goals × seeds) and `<out>/meta_<family>_training.png` (test return at k = K against env
 steps), and prints the check of issue 5: per agent, the last episode's return against the
-first, and against SAC's.
+first, and against SAC's. RL² is evaluated with its own K (the trial length it meta-trained on;
+`--rl2-run` takes a finished run, e.g. from benchmarks/rl2_point_robot.py).
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pearl-override", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--rl2-steps", type=int, default=2_000_000)
     parser.add_argument("--skip-rl2", action="store_true")
+    parser.add_argument("--rl2-run", type=Path, help="a finished RL² run to use (not trained)")
     parser.add_argument("--sac-steps", type=int, default=30_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--reuse", action="store_true", help="keep finished runs in --runs")
@@ -116,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         (label, seed): (config, [*overrides, f"seed={seed}"])
         for label, (config, overrides) in runs_for(args).items()
         for seed in args.seeds
+        if not (label == "rl2" and args.rl2_run)
     }
     tag = args.family.replace("-", "_")
     with ThreadPoolExecutor(args.workers) as pool:
@@ -125,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
             for key, (config, overrides) in jobs.items()
         }  # fmt: skip
         done = {key: f.result() for key, f in futures.items()}
+    if args.rl2_run:
+        done[("rl2", 0)] = (args.rl2_run, float("nan"))
 
     from gmtl_rl import runner
     from gmtl_rl.evaluation.adaptation import summarize
@@ -139,7 +144,9 @@ def main(argv: list[str] | None = None) -> None:
         writer = csv.writer(f)
         writer.writerow(["agent", "seed", "k", "return", "success", "wall_s"])
         for (label, seed), (run_dir, wall) in sorted(done.items()):
-            out = runner.evaluate(run_dir, split="test", episodes=args.episodes)
+            # RL² is evaluated on trials as long as those it trained on (its eval.episodes).
+            k = None if label == "rl2" else args.episodes
+            out = runner.evaluate(run_dir, split="test", episodes=k)
             rows = read_csv(out / "adaptation.csv")
             pooled[label].extend(rows)
             points[label].extend(read_eval_points(run_dir / "metrics.csv", seed))
