@@ -55,18 +55,36 @@ from gmtl_rl.training.common import (
 
 
 class BudgetSchedule:
-    """Every trial on `task` while the sampler has taken fewer than `steps` transitions since
-    the schedule began; then idle. Episodes in flight when the budget is reached run to their
-    end (whole trajectories, as oyster's sampler collects them)."""
+    """Episodes on `task` until about `steps` transitions are collected, whole episodes only
+    (oyster collects whole trajectories until it has `steps`).
 
-    def __init__(self, task: int, steps: int, sampler: RolloutSampler | None = None) -> None:
+    A new episode starts only while the steps taken plus a horizon for every episode still
+    running stay under the budget, so parallel envs do not overshoot it: 400 steps of a
+    200-step family are 2 episodes, not one per env. Without a horizon, episodes start while
+    fewer than `steps` transitions are taken."""
+
+    def __init__(
+        self,
+        task: int,
+        steps: int,
+        sampler: RolloutSampler | None = None,
+        horizon: int | None = None,
+    ) -> None:
         self.task, self.steps, self.sampler = task, steps, sampler
+        self.horizon = horizon or 0
         self.start = sampler.transitions if sampler is not None else 0
+        self.started = 0
 
     def next_task(self, env_index: int) -> int | None:
         del env_index
-        taken = self.sampler.transitions - self.start if self.sampler is not None else 0
-        return self.task if taken < self.steps else None
+        if self.sampler is None:
+            return None
+        taken = self.sampler.transitions - self.start
+        running = self.started - len(self.sampler.finished)
+        if taken + running * self.horizon >= self.steps:
+            return None
+        self.started += 1
+        return self.task
 
     def state_dict(self) -> dict[str, Any]:
         return {}  # lives within one collection; checkpoints fall between collections
@@ -203,7 +221,8 @@ class PEARLRun:
         """Whole episodes on `task` until `steps` env steps, z as `mode` says, into replay."""
         if steps <= 0:
             return
-        schedule = BudgetSchedule(task, steps, self.sampler)
+        schedule = BudgetSchedule(task, steps, self.sampler, self.distribution.horizon)
+        self.sampler.pop_finished()  # `finished` counts this collection's episodes only
         source = (lambda: self._context_batch(task)) if mode == "posterior" else None
         self.agent.set_mode(mode, source)
         seed = np.random.SeedSequence([self.seeds.envs, self.collections]).generate_state(1)

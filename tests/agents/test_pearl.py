@@ -200,3 +200,16 @@ def test_a_run_stopped_between_updates_resumes_exactly(tmp_path):
     resumed.load_checkpoint(ckpt)
     resumed.train(resumed=True)
     assert_tree_equal(_final_agent(tmp_path / "straight"), _final_agent(tmp_path / "stopped"))
+
+
+def test_parallel_envs_collect_whole_episodes_up_to_the_budget_not_one_per_env(tmp_path):
+    """oyster collects `steps` in whole trajectories; 5 parallel envs must not make that 5
+    episodes when 2 are enough (horizon 20)."""
+    run = _run(tmp_path, "sampler.n_envs=5")
+    try:
+        for budget, expected in ((40, 40), (50, 60), (100, 100), (7, 20)):
+            before = run.counters.env_steps
+            run._collect(0, budget, "prior", as_context=True)
+            assert run.counters.env_steps - before == expected, budget
+    finally:
+        run.close()
