@@ -29,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from gmtl_rl.agents.registry import AgentConfig, AgentSpec, register_agent
 from gmtl_rl.core.networks import TanhGaussianActor, TwinQ, flat_dim, flatten_obs, mlp
@@ -87,6 +87,16 @@ class PEARLConfig(AgentConfig):
     @property
     def steps_per_task(self) -> int:
         return self.steps_prior + self.steps_posterior + self.steps_extra_posterior
+
+    @model_validator(mode="after")
+    def _posterior_needs_a_context(self) -> PEARLConfig:
+        # Posterior z is inferred from the context just collected with prior z (Alg. 1).
+        if self.steps_prior == 0 and self.steps_posterior + self.steps_extra_posterior > 0:
+            raise ValueError(
+                "steps_prior must be > 0 when steps_posterior or steps_extra_posterior is: "
+                "posterior z is inferred from the prior-z context collected just before"
+            )
+        return self
 
 
 @dataclass(frozen=True)

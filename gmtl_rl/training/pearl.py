@@ -198,9 +198,27 @@ class PEARLRun:
         reward = b.reward if self.sparse_reward is None else self.sparse_reward(b.reward)
         return self.agent.context_rows(b.obs, b.action, reward, b.next_obs)
 
+    def _has_data(self, task: int) -> bool:
+        return self.replay.task_index.count.get(task, 0) > 0 and len(self._context_rows(task)) > 0
+
+    def _meta_batch_tasks(self) -> np.ndarray:
+        """`meta_batch` train tasks, uniformly. One replay holds every task, oldest rows
+        overwritten first, so a task left uncollected for long can lose all its data (oyster
+        keeps one buffer per task); such draws are redrawn among the tasks that have data."""
+        n = len(self.train_tasks)
+        tasks = self.rng.integers(n, size=self.agent_config.meta_batch)
+        usable = np.array([self._has_data(int(t)) for t in tasks])
+        if usable.all():
+            return tasks
+        available = [t for t in range(n) if self._has_data(t)]
+        if not available:
+            raise RuntimeError("no train task has data in the replay")
+        tasks[~usable] = self.rng.choice(available, size=int((~usable).sum()))
+        return tasks
+
     def _meta_batch(self) -> MetaBatch:
         cfg = self.agent_config
-        tasks = self.rng.integers(len(self.train_tasks), size=cfg.meta_batch)
+        tasks = self._meta_batch_tasks()
         index = self.replay.task_index
         rows = np.concatenate(
             [index.pick(int(t), self.rng.integers(index.count[int(t)], size=cfg.batch_size))

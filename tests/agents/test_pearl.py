@@ -213,3 +213,23 @@ def test_parallel_envs_collect_whole_episodes_up_to_the_budget_not_one_per_env(t
             assert run.counters.env_steps - before == expected, budget
     finally:
         run.close()
+
+
+def test_tasks_whose_data_left_the_replay_are_not_drawn_for_a_meta_batch(tmp_path):
+    """One FIFO replay for all tasks: a task not collected for long loses its rows (oyster's
+    per-task buffers never do), and must then not be drawn."""
+    run = _run(tmp_path, "agent.buffer_size=60", "agent.meta_batch=8")
+    try:
+        for task in range(4):
+            run._collect_task(task, initial=True)  # 4 × 20 rows into 60: task 0 is gone
+        assert not run._has_data(0) and run._has_data(3)
+        for _ in range(20):
+            assert all(run._has_data(int(t)) for t in run._meta_batch_tasks())
+        run._update()  # and the update runs on what is there
+    finally:
+        run.close()
+
+
+def test_posterior_collection_without_prior_collection_is_refused():
+    with pytest.raises(ConfigError, match="steps_prior must be > 0"):
+        load_config(SMOKE, ["agent.steps_prior=0"])
