@@ -22,6 +22,9 @@ import torch
 
 from gmtl_rl import checkpoint
 from gmtl_rl.config import RunConfig
+from gmtl_rl.core.records import EnvSpec
+from gmtl_rl.core.rollout import RolloutSampler, TaskSchedule
+from gmtl_rl.envs.task import Task, TaskDistribution
 from gmtl_rl.errors import ConfigError, UsageError
 from gmtl_rl.evaluation.adaptation import AdaptationRow, write_report
 from gmtl_rl.evaluation.training import read_eval_points, write_training_plot
@@ -152,6 +155,40 @@ def eval_meta(config: RunConfig, run_dir: Path, step: int) -> dict[str, Any]:
         "title": f"{config.experiment}: {config.agent.name} on {config.env.name} "
         f"({config.eval.split} tasks, step {step})",
     }
+
+
+# -- the sampler of a run ---------------------------------------------------------------------
+def make_sampler(
+    config: RunConfig,
+    distribution: TaskDistribution,
+    tasks: Sequence[Task],
+    schedule: TaskSchedule,
+    seed: int,
+    episodes_per_trial: int = 1,
+) -> RolloutSampler:
+    """The run's sampler as its `sampler:` section says (envs, autoreset, backend, workers)."""
+    s = config.sampler
+    return RolloutSampler(
+        distribution,
+        tasks,
+        s.n_envs,
+        schedule,
+        seed=seed,
+        episodes_per_trial=episodes_per_trial,
+        autoreset_mode=s.autoreset_mode,
+        backend=s.backend,
+        worker_timeout_s=s.worker_timeout_s,
+        max_restarts=s.max_restarts,
+    )
+
+
+def env_spec(sampler: RolloutSampler, distribution: TaskDistribution) -> EnvSpec:
+    """What an agent is built for: the sampler's spaces and the family's task classes."""
+    return EnvSpec(
+        sampler.single_observation_space,
+        sampler.single_action_space,
+        distribution.num_task_classes,
+    )
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -19,9 +19,9 @@ from gmtl_rl.agents.registry import agent_spec
 from gmtl_rl.config import RunConfig
 from gmtl_rl.core.her import HindsightRelabeler
 from gmtl_rl.core.policy import Policy, RandomPolicy
-from gmtl_rl.core.records import EnvSpec, EpisodeRecord
+from gmtl_rl.core.records import EpisodeRecord
 from gmtl_rl.core.replay import SAMPLERS, ReplayBatch, ReplaySampler, ReplayStorage
-from gmtl_rl.core.rollout import RolloutSampler, UniformTaskSchedule
+from gmtl_rl.core.rollout import UniformTaskSchedule
 from gmtl_rl.envs.task import TaskDistribution
 from gmtl_rl.errors import CheckpointError, ConfigError, NumericalFault
 from gmtl_rl.evaluation.adaptation import AdaptationRow, run_adaptation
@@ -31,8 +31,10 @@ from gmtl_rl.training.common import (
     Interrupted,
     MetricsLog,
     Seeds,
+    env_spec,
     eval_metrics,
     install_signal_handlers,
+    make_sampler,
     next_multiple,
     non_finite_tensors,
     resolve_device,
@@ -68,22 +70,14 @@ class OffPolicyRun:
         self.train_tasks = distribution.train_tasks()
         self.seeds = Seeds.from_seed(config.seed)
         seed_everything(config.seed, self.seeds)
-        self.sampler = RolloutSampler(
+        self.sampler = make_sampler(
+            config,
             distribution,
             self.train_tasks,
-            config.sampler.n_envs,
             UniformTaskSchedule(len(self.train_tasks), np.random.default_rng(self.seeds.tasks)),
             seed=self.seeds.envs,
-            autoreset_mode=config.sampler.autoreset_mode,
-            backend=config.sampler.backend,
-            worker_timeout_s=config.sampler.worker_timeout_s,
-            max_restarts=config.sampler.max_restarts,
         )
-        env = EnvSpec(
-            self.sampler.single_observation_space,
-            self.sampler.single_action_space,
-            distribution.num_task_classes,
-        )
+        env = env_spec(self.sampler, distribution)
         spec = agent_spec(config.agent.name)
         self._reward_env: gym.Env | None = None
         try:  # a config the agent rejects must not leave env workers behind

@@ -26,8 +26,8 @@ from gmtl_rl import checkpoint
 from gmtl_rl.agents.registry import agent_spec
 from gmtl_rl.config import RunConfig
 from gmtl_rl.core.policy import Policy
-from gmtl_rl.core.records import EnvSpec, EpisodeRecord
-from gmtl_rl.core.rollout import RolloutSampler, TaskSchedule, UniformTaskSchedule
+from gmtl_rl.core.records import EpisodeRecord
+from gmtl_rl.core.rollout import TaskSchedule, UniformTaskSchedule
 from gmtl_rl.envs.task import TaskDistribution
 from gmtl_rl.errors import CheckpointError
 from gmtl_rl.evaluation.adaptation import AdaptationRow, run_adaptation
@@ -37,7 +37,9 @@ from gmtl_rl.training.common import (
     Interrupted,
     MetricsLog,
     Seeds,
+    env_spec,
     install_signal_handlers,
+    make_sampler,
     next_multiple,
     restore_signal_handlers,
     seed_everything,
@@ -100,19 +102,10 @@ class OnlineRun:
             self.tasks = distribution.train_tasks()
             rng = np.random.default_rng(self.seeds.tasks)
             schedule = UniformTaskSchedule(len(self.tasks), rng)
-        self.sampler = RolloutSampler(
-            distribution,
-            self.tasks,
-            config.sampler.n_envs,
-            schedule,
-            seed=self.seeds.envs,
-            autoreset_mode=config.sampler.autoreset_mode,
+        self.sampler = make_sampler(
+            config, distribution, self.tasks, schedule, seed=self.seeds.envs
         )
-        env = EnvSpec(
-            self.sampler.single_observation_space,
-            self.sampler.single_action_space,
-            distribution.num_task_classes,
-        )
+        env = env_spec(self.sampler, distribution)
         try:
             self.agent: OnlineAgent = agent_spec(config.agent.name).build(
                 config.agent, env, self.seeds.torch

@@ -31,7 +31,7 @@ from gmtl_rl.agents.registry import agent_spec
 from gmtl_rl.config import RunConfig
 from gmtl_rl.core.networks import flatten_obs
 from gmtl_rl.core.policy import Policy
-from gmtl_rl.core.records import EnvSpec, EpisodeRecord
+from gmtl_rl.core.records import EpisodeRecord
 from gmtl_rl.core.replay import ReplayStorage
 from gmtl_rl.core.rollout import RolloutSampler
 from gmtl_rl.envs.task import TaskDistribution
@@ -43,8 +43,10 @@ from gmtl_rl.training.common import (
     Interrupted,
     MetricsLog,
     Seeds,
+    env_spec,
     eval_metrics,
     install_signal_handlers,
+    make_sampler,
     next_multiple,
     non_finite_tensors,
     resolve_device,
@@ -108,21 +110,14 @@ class PEARLRun:
                 "checkpoint.replay: pearl draws its context batches from the replay, so a "
                 "checkpoint without it cannot resume; set checkpoint.replay=true"
             )
-        self.sampler = RolloutSampler(
+        self.sampler = make_sampler(
+            config,
             distribution,
             self.train_tasks,
-            config.sampler.n_envs,
             BudgetSchedule(0, 0),  # idle until the first collection restarts it
             seed=self.seeds.envs,
-            backend=config.sampler.backend,
-            worker_timeout_s=config.sampler.worker_timeout_s,
-            max_restarts=config.sampler.max_restarts,
         )
-        env = EnvSpec(
-            self.sampler.single_observation_space,
-            self.sampler.single_action_space,
-            distribution.num_task_classes,
-        )
+        env = env_spec(self.sampler, distribution)
         try:  # a config the agent rejects must not leave env workers behind
             agent = agent_spec(config.agent.name).build(
                 config.agent, env, resolve_device(config.device)

@@ -214,6 +214,11 @@ class SB3Run:
                 "sampler.autoreset_mode: SB3 resets its envs itself; remove the key "
                 "(sampler.n_envs does apply: envs are spread evenly over the task classes)"
             )
+        if config.sampler.backend != "sync":
+            raise ConfigError(
+                f"sampler.backend: {config.sampler.backend!r} does not apply to sb3, which "
+                "steps its envs in SB3's own DummyVecEnv; remove the key (sync)"
+            )
         self.config = config
         self.agent_config: SB3Config = config.agent
         self.run_dir = run_dir

@@ -29,8 +29,8 @@ from gmtl_rl import checkpoint
 from gmtl_rl.agents.registry import agent_spec
 from gmtl_rl.config import RunConfig
 from gmtl_rl.core.policy import Policy
-from gmtl_rl.core.records import EnvSpec, EpisodeRecord
-from gmtl_rl.core.rollout import RolloutSampler, UniformTaskSchedule
+from gmtl_rl.core.records import EpisodeRecord
+from gmtl_rl.core.rollout import UniformTaskSchedule
 from gmtl_rl.core.trials import ActRecord, TrialBatch, TrialBuffer
 from gmtl_rl.envs.task import TaskDistribution
 from gmtl_rl.errors import CheckpointError, NumericalFault
@@ -41,8 +41,10 @@ from gmtl_rl.training.common import (
     Interrupted,
     MetricsLog,
     Seeds,
+    env_spec,
     eval_metrics,
     install_signal_handlers,
+    make_sampler,
     next_multiple,
     restore_signal_handlers,
     seed_everything,
@@ -78,23 +80,15 @@ class TrialRun:
         self.seeds = Seeds.from_seed(config.seed)
         seed_everything(config.seed, self.seeds)
         agent_cfg = config.agent
-        self.sampler = RolloutSampler(
+        self.sampler = make_sampler(
+            config,
             distribution,
             self.train_tasks,
-            config.sampler.n_envs,
             UniformTaskSchedule(len(self.train_tasks), np.random.default_rng(self.seeds.tasks)),
             seed=self.seeds.envs,
             episodes_per_trial=int(getattr(agent_cfg, "episodes_per_trial", 1)),
-            autoreset_mode=config.sampler.autoreset_mode,
-            backend=config.sampler.backend,
-            worker_timeout_s=config.sampler.worker_timeout_s,
-            max_restarts=config.sampler.max_restarts,
         )
-        env = EnvSpec(
-            self.sampler.single_observation_space,
-            self.sampler.single_action_space,
-            distribution.num_task_classes,
-        )
+        env = env_spec(self.sampler, distribution)
         try:  # a config the agent rejects must not leave env workers behind
             self.agent: TrialAgent = agent_spec(agent_cfg.name).build(
                 agent_cfg, env, self.seeds.torch

@@ -124,3 +124,23 @@ def test_online_run_split_by_a_checkpoint_matches_the_straight_run(tmp_path):
     for key in ("theta", "vartheta", "q_u"):
         np.testing.assert_array_equal(a[key], b[key])
     np.testing.assert_array_equal(_lengths(straight), _lengths(split))
+
+
+def test_the_online_loop_honours_sampler_backend(tmp_path):
+    """Envs in worker processes give the same episodes as envs in this process."""
+    sync = _four_rooms(tmp_path / "a", "option_critic", episodes=20, switch=10)
+    workers = _four_rooms(
+        tmp_path / "b", "option_critic", episodes=20, switch=10,
+        sampler={"backend": "subprocess"},
+    )  # fmt: skip
+    np.testing.assert_array_equal(_lengths(sync), _lengths(workers))
+    from gmtl_rl.config import load_config
+    from gmtl_rl.core.workers import SubprocessVectorEnv
+    from gmtl_rl.training.online import OnlineRun
+
+    config = load_config(workers / "config.yaml")
+    run = OnlineRun(config, tmp_path / "c", config.env.build())
+    try:  # the workers were really used (the loop once ignored the key)
+        assert isinstance(run.sampler.vec, SubprocessVectorEnv)
+    finally:
+        run.close()

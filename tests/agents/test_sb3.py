@@ -236,3 +236,10 @@ def test_sac_learns_goal_reaching(tmp_path):
     s = summary(run)
     assert s["return"][0]["mean"] > -15.0
     assert s["success"][0]["mean"] > 0.5
+
+
+def test_a_worker_backend_is_refused_as_sb3_steps_its_own_envs(tmp_path, capsys):
+    args = ["sampler.backend=subprocess", "--run-dir", str(tmp_path / "run")]
+    assert main(["train", SMOKE, *args]) == 2
+    assert "sampler.backend: 'subprocess' does not apply to sb3" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
