@@ -295,7 +295,7 @@ def _sweep(args: argparse.Namespace) -> int:
         print(f"{stop}; continue with: gmtl sweep --resume {path}", file=sys.stderr)
         return stop.exit_code
     sweep.aggregate(path)
-    failed = [o for o in outcomes if o.exit_code != 0]
+    failed = sorted((o for o in outcomes if o.exit_code != 0), key=lambda o: o.name)
     if failed:
         print(
             f"gmtl sweep: {len(failed)} of {len(outcomes)} trials failed "
