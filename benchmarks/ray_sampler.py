@@ -29,7 +29,8 @@ import gymnasium as gym
 import numpy as np
 
 from gmtl_rl.core.policy import StatelessPolicy
-from gmtl_rl.core.rollout import RolloutSampler, UniformTaskSchedule
+from gmtl_rl.core.rollout import RolloutSampler
+from gmtl_rl.core.schedules import UniformTaskSchedule
 from gmtl_rl.envs import build
 from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution
 

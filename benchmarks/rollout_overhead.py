@@ -26,7 +26,8 @@ import numpy as np
 
 from gmtl_rl.core.policy import StatelessPolicy
 from gmtl_rl.core.replay import ReplayStorage
-from gmtl_rl.core.rollout import RolloutSampler, UniformTaskSchedule
+from gmtl_rl.core.rollout import RolloutSampler
+from gmtl_rl.core.schedules import UniformTaskSchedule
 from gmtl_rl.envs import build
 
 

@@ -22,9 +22,16 @@ import numpy as np
 import torch
 
 from gmtl_rl.errors import CheckpointError, StorageError
+from gmtl_rl.run_dir import (
+    MANIFEST,
+    checkpoint_dir,
+    checkpoint_temp_dir,
+    complete_checkpoints,
+    stale_temp_dirs,
+)
 
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
+# 2: one state layout for every loop (training.base: counters, rng, sampler, loop, logger).
+FORMAT_VERSION = 2
 REQUIRED_FILES = {"agent.pt", "arrays.npz", "state.json"}
 PACKAGES = ("gmtl-rl", "torch", "numpy", "gymnasium", "mujoco", "stable-baselines3", "metaworld")
 
@@ -108,8 +115,8 @@ def save(
     A write that fails (full disk, read-only directory) removes its partial temp directory
     and raises StorageError; the checkpoints already there are untouched.
     """
-    final = root / f"step-{step:012d}"
-    tmp = root / f".tmp-step-{step:012d}-{os.getpid()}"
+    final = checkpoint_dir(root, step)
+    tmp = checkpoint_temp_dir(root, step)
     try:
         _write(root, final, tmp, step, agent_state, state, replay)
     except OSError as err:
@@ -122,7 +129,7 @@ def save(
         ) from None
     for old in list_checkpoints(root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
-    for stale in root.glob(".tmp-step-*"):  # left by a save that was killed mid-write
+    for stale in stale_temp_dirs(root):  # left by a save that was killed mid-write
         shutil.rmtree(stale, ignore_errors=True)
     return final
 
@@ -168,10 +175,7 @@ def _write(
 
 def list_checkpoints(root: Path) -> list[Path]:
     """Complete checkpoints (with a manifest), oldest first."""
-    if not root.is_dir():
-        return []
-    found = [p for p in root.glob("step-*") if (p / MANIFEST).is_file()]
-    return sorted(found, key=lambda p: p.name)
+    return complete_checkpoints(root)
 
 
 def verify(path: Path) -> dict[str, Any]:

@@ -11,7 +11,6 @@ import json
 import re
 import sys
 import warnings
-from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -36,11 +35,17 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("resume", help="continue a run from its latest checkpoint")
     r.add_argument("run_dir")
     r.add_argument("overrides", nargs="*", help="total_steps=..., eval.*, checkpoint.*, logging.*")
+    r.add_argument(
+        "--checkpoint", metavar="step-N", help="continue from this checkpoint (default: newest)"
+    )
 
     e = sub.add_parser("eval", help="adaptation curve of a run's latest checkpoint")
     e.add_argument("run_dir")
     e.add_argument("--split", choices=["test", "train"], help="task split (default: the run's)")
     e.add_argument("--episodes", type=int, help="K, episodes per trial (default: the run's)")
+    e.add_argument(
+        "--checkpoint", metavar="step-N", help="evaluate this checkpoint (default: newest whole)"
+    )
     e.add_argument(
         "--protocol",
         choices=["adaptation", "metaworld"],
@@ -149,25 +154,31 @@ def _train(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> int:
     from gmtl_rl import runner
 
+    def started(path: Path, checkpoint: str | None, note: str) -> None:
+        source = f"from {checkpoint}" if checkpoint else "from the start"
+        print(f"run: {path} (resuming {source}{'; ' + note if note else ''})", flush=True)
+
     try:
-        path, trained = runner.resume(args.run_dir, args.overrides)
+        outcome = runner.resume(args.run_dir, args.overrides, args.checkpoint, on_start=started)
     except runner.Interrupted as stop:
         print(
             f"{stop}; checkpoint written. Continue with: gmtl resume {args.run_dir}",
             file=sys.stderr,
         )
         return stop.exit_code
-    if not trained:
-        print(f"{path}: run already finished; nothing to do "
+    if not outcome.trained:
+        print(f"{outcome.path}: run already finished at {outcome.checkpoint}; nothing to do "
               "(pass total_steps=N, or total_episodes=N, to train longer)")  # fmt: skip
         return 0
-    print(f"run: {path}")
-    _report(path)
+    _report(outcome.path)
     return 0
 
 
 def _report(path: Path) -> None:
-    summary = json.loads((path / "eval" / "summary.json").read_text())
+    from gmtl_rl.run_dir import RunDir
+
+    run = RunDir(path)
+    summary = json.loads(run.summary_json.read_text())
     ret, suc = summary["return"], summary["success"]
     first, last = ret[0], ret[-1]
     later = f", k={last['episode']} {last['mean']:.3g}" if len(ret) > 1 else ""
@@ -176,11 +187,12 @@ def _report(path: Path) -> None:
         f" (95% CI {first['mean_ci'][0]:.3g}..{first['mean_ci'][1]:.3g}){later};"
         f" success k={last['episode']} {suc[-1]['mean']:.2f}"
     )
-    print(f"curve: {path / 'eval' / 'adaptation.png'}")
+    print(f"curve: {run.adaptation_plot}")
 
 
 def _eval(args: argparse.Namespace) -> int:
     from gmtl_rl import runner
+    from gmtl_rl.run_dir import ADAPTATION_CSV, ADAPTATION_PNG, SUMMARY_JSON
 
     if args.episodes is not None and args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
@@ -189,23 +201,28 @@ def _eval(args: argparse.Namespace) -> int:
             raise UsageError(
                 "--split does not apply to --protocol metaworld (MT: train goals, ML: test goals)"
             )
-        result_path = runner.evaluate_metaworld(args.run_dir, args.episodes)
-        result = json.loads(result_path.read_text())
+        outcome = runner.evaluate_metaworld(args.run_dir, args.episodes, args.checkpoint)
+        print(f"evaluating {outcome.checkpoint}{'; ' + outcome.note if outcome.note else ''}")
+        result = json.loads(outcome.out.read_text())
         print(f"Meta-World {result['benchmark']}: mean success {result['mean_success']:.3f}")
         for name, success in result["success_per_class"].items():
             print(f"  {name:<28} {success:.3f}")
-        print(f"wrote {result_path}")
+        print(f"wrote {outcome.out}")
         return 0
-    out = runner.evaluate(args.run_dir, args.split, args.episodes)
-    print(f"wrote {out / 'adaptation.csv'}, {out / 'summary.json'}, {out / 'adaptation.png'}")
+    evaluated = runner.evaluate(args.run_dir, args.split, args.episodes, args.checkpoint)
+    out = evaluated.out
+    print(f"evaluated {evaluated.checkpoint}{'; ' + evaluated.note if evaluated.note else ''}")
+    print(
+        f"wrote {', '.join(str(out / n) for n in (ADAPTATION_CSV, SUMMARY_JSON, ADAPTATION_PNG))}"
+    )
     return 0
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from gmtl_rl.config import read_yaml
-    from gmtl_rl.evaluation.adaptation import read_csv, summarize
+    from gmtl_rl.evaluation.adaptation import summarize
     from gmtl_rl.evaluation.plots import plot_adaptation
-    from gmtl_rl.evaluation.training import read_eval_points, write_training_plot
+    from gmtl_rl.evaluation.runs import adaptation_groups, training_groups
+    from gmtl_rl.evaluation.training import write_training_plot
 
     if args.kind == "options":
         from gmtl_rl.evaluation.option_map import plot_option_map
@@ -214,30 +231,14 @@ def _plot(args: argparse.Namespace) -> int:
             raise UsageError("--kind options draws one run: give exactly one RUN_DIR")
         print(f"wrote {plot_option_map(args.run_dirs[0], args.out)}")
         return 0
-    groups: dict[str, list[Any]] = defaultdict(list)
-    for run_dir in args.run_dirs:
-        path = Path(run_dir)
-        config = read_yaml(path / "config.yaml") if (path / "config.yaml").is_file() else {}
-        label = path.name
-        if args.group_by == "experiment":
-            label = str(config.get("experiment", label))
-        table = path / ("eval/adaptation.csv" if args.kind == "adaptation" else "metrics.csv")
-        if not table.is_file():
-            hint = f"run `gmtl eval {path}` first" if args.kind == "adaptation" else "not a run"
-            raise UsageError(f"{path}: no {table.relative_to(path)} ({hint})")
-        try:
-            if args.kind == "adaptation":
-                groups[label].extend(read_csv(table))
-            else:
-                groups[label].extend(read_eval_points(table, int(config.get("seed", 0))))
-        except (ValueError, KeyError) as err:
-            raise UsageError(f"{table}: unreadable ({err})") from None
     if args.kind == "training":
-        if not all(groups.values()):
-            raise UsageError("a run has no evaluation rows in metrics.csv (set eval.every_steps)")
-        out = write_training_plot(groups, Path(args.out), title="evaluation during training")
+        points = training_groups(args.run_dirs, args.group_by)
+        out = write_training_plot(points, Path(args.out), title="evaluation during training")
     else:
-        summaries = {label: summarize(rows) for label, rows in groups.items()}
+        summaries = {
+            label: summarize(rows)
+            for label, rows in adaptation_groups(args.run_dirs, args.group_by).items()
+        }
         out = plot_adaptation(
             {k: s.episode_return for k, s in summaries.items()},
             {k: s.success for k, s in summaries.items()},
@@ -288,13 +289,14 @@ def _sweep(args: argparse.Namespace) -> int:
         raise UsageError(f"--backend ray: {RAY_MISSING} (or use --backend local)")
     if not args.resume:
         path = sweep.create(spec, args.config, args.sweep_dir)
-    print(f"sweep: {path}", flush=True)
-    try:
-        outcomes = sweep.run(path, spec, print, backend, args.address, args.max_concurrent)
-    except sweep.SweepInterrupted as stop:
-        print(f"{stop}; continue with: gmtl sweep --resume {path}", file=sys.stderr)
-        return stop.exit_code
-    sweep.aggregate(path)
+    with sweep.SweepDir(path).writer_lock():  # one process runs a sweep, start to aggregate
+        print(f"sweep: {path}", flush=True)
+        try:
+            outcomes = sweep.run(path, spec, print, backend, args.address, args.max_concurrent)
+        except sweep.SweepInterrupted as stop:
+            print(f"{stop}; continue with: gmtl sweep --resume {path}", file=sys.stderr)
+            return stop.exit_code
+        sweep.aggregate(path)
     failed = sorted((o for o in outcomes if o.exit_code != 0), key=lambda o: o.name)
     if failed:
         print(

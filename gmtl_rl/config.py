@@ -18,9 +18,20 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gmtl_rl.agents.registry import AgentConfig, parse_agent_config
-from gmtl_rl.envs.registry import build, family, format_validation_error
-from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution
-from gmtl_rl.errors import ConfigError, UsageError
+from gmtl_rl.envs.registry import build, family
+from gmtl_rl.envs.task import MAX_SEED, FamilyOptions, Task, TaskDistribution
+from gmtl_rl.errors import ConfigError, UsageError, format_validation_error
+
+# torch's intra-op (OpenMP) pool. It gains nothing past the physical cores of one machine,
+# and for RL-sized networks past a few dozen; libgomp fails to create a pool far larger
+# (threads=100000: "Thread creation failed", then an ImportError). 256 leaves room for the
+# largest single machines.
+MAX_THREADS = 256
+# How deep a config may nest (mappings and lists, the top level included). Real configs
+# need 6 levels (env.parameters[0].distribution.values); PyYAML's recursive composer
+# overflows the Python stack at a few hundred, and deep values would later overflow
+# validation or copying.
+MAX_DEPTH = 32
 
 
 class _Section(BaseModel):
@@ -110,14 +121,23 @@ class RunConfig(_Section):
     """A whole experiment. `total_steps` counts env steps over all envs."""
 
     experiment: str = Field("default", pattern=r"^[A-Za-z0-9_.\-]+$", description="run group name")
-    seed: int = Field(0, ge=0, description="seeds python, numpy, torch, envs and task sampling")
+    seed: int = Field(
+        0,
+        ge=0,
+        le=MAX_SEED,
+        description="seeds python, numpy, torch, envs and task sampling (0..2**32-1: the range "
+        "every seed stream derived from it accepts)",
+    )
     total_steps: int = Field(..., ge=1, description="env steps to train for")
     total_episodes: int | None = Field(
         None, ge=1, description="also stop after this many episodes (e.g. Four Rooms' 2000)"
     )
     device: str = Field("cpu", description="torch device: cpu, cuda, cuda:1, ...")
     threads: int | None = Field(
-        None, ge=1, description="torch CPU threads (default: min(2, cores))"
+        None,
+        ge=1,
+        le=MAX_THREADS,
+        description="torch CPU threads (default: min(2, cores))",
     )
     runs_dir: str = Field("runs", description="run directories go under <runs_dir>/<experiment>/")
     env: EnvConfig
@@ -152,6 +172,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"config file not found: {p}")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError(_too_deep(str(p))) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -161,7 +183,41 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{p}: not a UTF-8 text file") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: a config must be a YAML mapping, got {type(data).__name__}")
+    if nesting_depth(data) > MAX_DEPTH:
+        raise ConfigError(_too_deep(str(p)))
     return data
+
+
+def nesting_depth(value: Any) -> int:
+    """How deep mappings and lists nest in a loaded YAML value (a scalar: 0), found without
+    recursion. Stops counting past MAX_DEPTH, so anchors that reuse a collection many times
+    (or a collection that contains itself) cost at most MAX_DEPTH visits per collection."""
+    deepest = 0
+    expanded: dict[int, int] = {}  # id of a collection -> the deepest level it was expanded at
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        if expanded.get(id(node), 0) >= level:
+            continue
+        expanded[id(node)] = level
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _too_deep(where: str) -> str:
+    return (
+        f"{where}: mappings and lists nest more than {MAX_DEPTH} levels deep; a config "
+        "needs at most a few (env.parameters[0].distribution.values is 6)"
+    )
 
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -174,12 +230,16 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
         key, sep, raw = item.partition("=")
         if not sep or not _KEY.match(key):
             raise ConfigError(f"override {item!r}: expected key.sub=value, e.g. total_steps=20000")
+        parts = key.split(".")
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
+        except RecursionError:  # PyYAML composes nested collections recursively
+            raise ConfigError(_too_deep(f"override {key}=...")) from None
         except yaml.YAMLError:
             raise ConfigError(f"override {item!r}: the value is not valid YAML") from None
+        if len(parts) + nesting_depth(value) > MAX_DEPTH:  # the top level, the keys, the value
+            raise ConfigError(_too_deep(f"override {key}=..."))
         node = out
-        parts = key.split(".")
         for i, part in enumerate(parts[:-1]):
             child = node.setdefault(part, {})
             if not isinstance(child, dict):

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pydantic is not imported at run time here: run_dir.py reads this module
+    from pydantic import ValidationError
 
 
 class UsageError(Exception):
@@ -42,3 +46,24 @@ def unknown_name(kind: str, name: str, valid: Iterable[str], where: str = "") ->
     ordered = close[:3] + [v for v in valid if v not in close[:3]]
     prefix = f"{where}: " if where else ""
     return ConfigError(f"{prefix}unknown {kind} {name!r}; valid: {', '.join(ordered)}")
+
+
+def format_validation_error(err: ValidationError, prefix: str) -> str:
+    """One clause per problem, each with the full key path (`env.parameters[0].path`)."""
+    lines = []
+    for e in err.errors():
+        path = prefix
+        for part in e["loc"]:
+            if isinstance(part, int):
+                path = f"{path}[{part}]"
+            elif _plain_key(str(part)):
+                path = f"{path}.{part}".lstrip(".")
+            else:  # a key with spaces, dots or control characters: quoted, on one line
+                path = f"{path}[{str(part)!r}]"
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"{path or '<config>'}: {' '.join(str(msg).split())}")
+    return "; ".join(lines)
+
+
+def _plain_key(key: str) -> bool:
+    return bool(key) and key.isprintable() and not any(c in key for c in " .[]'\"")

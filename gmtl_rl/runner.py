@@ -1,8 +1,9 @@
-"""Builds env + agent from a config and runs them: the run directory, seeding, the training
-loop of each agent family, logging, scheduled evaluation, checkpoints and resume, signals.
+"""Entry points the CLI calls: start, resume and evaluate a run.
 
-Run directory: runs/<experiment>/<timestamp>-s<seed>/ with config.yaml, tasks.json,
-versions.json, metrics.csv, tb/ (TensorBoard), checkpoints/, eval/.
+The runner builds a run from its config, dispatches to its agent family's training loop
+(`TRAINING_LOOPS`; each loop is a `training.base.TrainingRun`), holds the run directory's
+writer lock while training, and chooses the checkpoint to resume or evaluate. The loops own
+the lifecycle itself; `run_dir` owns the files.
 """
 
 from __future__ import annotations
@@ -10,45 +11,25 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from gmtl_rl import checkpoint
 from gmtl_rl.agents.registry import agent_spec
 from gmtl_rl.config import RunConfig, apply_overrides, parse_config, read_yaml
-from gmtl_rl.core.policy import Policy
 from gmtl_rl.envs.task import Task, TaskDistribution, tasks_from_json, tasks_to_json
-from gmtl_rl.errors import CheckpointError, ConfigError, UsageError
-from gmtl_rl.evaluation.adaptation import AdaptationRow, write_report
-from gmtl_rl.training.common import Counters, Interrupted, eval_meta, new_run_dir, set_threads
-from gmtl_rl.training.common import versions as package_versions
+from gmtl_rl.errors import CheckpointError, ConfigError, NumericalFault, UsageError
+from gmtl_rl.evaluation.adaptation import write_report
+from gmtl_rl.resources import check_memory, env_spec_of
+from gmtl_rl.run_dir import RunDir, checkpoint_label
+from gmtl_rl.training.base import TrainingRun
+from gmtl_rl.training.common import Interrupted, eval_meta, non_finite, set_threads, versions
 
-__all__ = ["Interrupted", "evaluate", "resume", "train"]
+__all__ = ["Interrupted", "evaluate", "evaluate_metaworld", "resume", "train"]
 
 RESUMABLE_KEYS = ("total_steps", "total_episodes", "eval.", "checkpoint.", "logging.")
 
-
-class Run(Protocol):
-    """What the entry points need from a family's training loop (OffPolicyRun, SB3Run, ...)."""
-
-    config: RunConfig
-    counters: Counters
-    finished: bool
-
-    def train(self, resumed: bool = False) -> None: ...
-
-    def load_checkpoint(self, ckpt: checkpoint.Checkpoint) -> None: ...
-
-    def adaptation_rows(self) -> list[AdaptationRow]: ...
-
-    def eval_policy(self) -> Policy:
-        """The trained agent as a Policy (for protocols other than ours)."""
-
-    def close(self) -> None:
-        """Release envs (and workers) without training."""
-
-
-RunBuilder = Callable[[RunConfig, Path, TaskDistribution], Run]
+RunBuilder = Callable[..., TrainingRun]
 
 # Agent family -> "module:class" of its training loop, imported only when a run needs it
 # (SB3 costs a second to import; Ray more). A new family adds one line here.
@@ -59,6 +40,21 @@ TRAINING_LOOPS = {
     "pearl": "gmtl_rl.training.pearl:PEARLRun",
     "trials": "gmtl_rl.training.trials:TrialRun",
 }
+
+
+@dataclass(frozen=True)
+class ResumeOutcome:
+    path: Path
+    trained: bool  # False: the run had already finished its budget
+    checkpoint: str | None  # the checkpoint continued from (step-N); None: started over
+    note: str = ""  # what the user should know (a skipped incomplete checkpoint, a restart)
+
+
+@dataclass(frozen=True)
+class EvalOutcome:
+    out: Path
+    checkpoint: str  # step-N evaluated
+    note: str = ""
 
 
 def _run_builder(family: str) -> RunBuilder:
@@ -79,62 +75,105 @@ def train(
 ) -> Path:
     """Start a new run; returns its directory (`on_start` hears it before training begins)."""
     distribution = config.env.build()
-    path = new_run_dir(config, run_dir)
+    path = _new_run_dir(config, run_dir)
     # Build env + agent first: a config they reject leaves no half-made run directory behind.
     run = _build_run(config, path, distribution)
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "config.yaml").write_text(config.dump_yaml())
-        splits = {"train": distribution.train_tasks(), "test": distribution.test_tasks()}
-        (path / "tasks.json").write_text(tasks_to_json(splits))
-        (path / "versions.json").write_text(json.dumps(package_versions(), indent=2))
-    except OSError as err:
+        with path.writer_lock():
+            _write_run_files(path, config, distribution)
+            if on_start is not None:
+                on_start(path.path)
+            run.train()
+    finally:
         run.close()
-        raise UsageError(f"cannot write run directory {path}: {err.strerror}") from None
-    if on_start is not None:
-        on_start(path)
-    run.train()
-    return path
+    return path.path
 
 
-def resume(run_dir: str | Path, overrides: Sequence[str] = ()) -> tuple[Path, bool]:
-    """Continue a run from its latest checkpoint; returns (dir, whether any training ran)."""
-    path = Path(run_dir)
-    run, config = _open_run(path, overrides)
-    episodes_done = config.total_episodes is not None and (
-        run.counters.episodes >= config.total_episodes
-    )
-    if run.finished and (run.counters.env_steps >= config.total_steps or episodes_done):
-        run.close()
-        return path, False
-    run.finished = False
-    (path / "config.yaml").write_text(config.dump_yaml())
-    run.train(resumed=True)
-    return path, True
+def resume(
+    run_dir: str | Path,
+    overrides: Sequence[str] = (),
+    checkpoint_name: str | None = None,
+    on_start: Callable[[Path, str | None, str], None] | None = None,
+) -> ResumeOutcome:
+    """Continue a run from its latest whole checkpoint (or `checkpoint_name`). A run killed
+    before its first checkpoint starts over from its saved config and tasks."""
+    path = RunDir(run_dir)
+    path.require_run()
+    with path.writer_lock():
+        config = load_run_config(path, overrides)
+        distribution = config.env.build()
+        check_tasks(path, distribution)
+        if not path.checkpoint_dirs() and checkpoint_name is None:
+            note = "it was stopped before its first checkpoint, so it starts over"
+            run = _build_run(config, path, distribution)
+            try:
+                path.config.write_text(config.dump_yaml())
+                path.clear_outputs()  # the stopped attempt's rows and events
+                if on_start is not None:
+                    on_start(path.path, None, note)
+                run.train()
+            finally:
+                run.close()
+            return ResumeOutcome(path.path, True, None, note)
+        ckpt, note = _choose_checkpoint(path, checkpoint_name)
+        run = _build_run(config, path, distribution)
+        try:
+            run.load_checkpoint(ckpt)
+            label = checkpoint_label(ckpt.path)
+            if checkpoint_name is None and path.is_finished(config.to_yaml_dict()):
+                return ResumeOutcome(path.path, False, label, note)
+            run.finished = False
+            path.config.write_text(config.dump_yaml())
+            if on_start is not None:
+                on_start(path.path, label, note)
+            run.train(resumed=True)
+        finally:
+            run.close()
+    return ResumeOutcome(path.path, True, label, note)
 
 
-def evaluate(run_dir: str | Path, split: str | None = None, episodes: int | None = None) -> Path:
-    """Evaluate a run's latest checkpoint; writes eval/ (or eval-<split>-k<K>/ if changed)."""
-    path = Path(run_dir)
+def evaluate(
+    run_dir: str | Path,
+    split: str | None = None,
+    episodes: int | None = None,
+    checkpoint_name: str | None = None,
+) -> EvalOutcome:
+    """Evaluate a run's latest whole checkpoint (or `checkpoint_name`): eval/, or
+    eval-<split>-k<K>/ under another protocol, or eval-step-N/ while another process trains
+    the run (its files are left alone)."""
+    path = RunDir(run_dir)
+    path.require_run()
     overrides = []
     if split is not None:
         overrides.append(f"eval.split={split}")
     if episodes is not None:
         overrides.append(f"eval.episodes={episodes}")
-    run, config = _open_run(path, overrides)
-    run.close()
-    rows = run.adaptation_rows()
+    run, config, note = _open_for_evaluation(path, overrides, checkpoint_name)
+    try:
+        rows = run.adaptation_rows()
+    finally:
+        run.close()
     cfg = config.eval
-    out = path / "eval" if not overrides else path / f"eval-{cfg.split}-k{cfg.episodes}"
-    meta = eval_meta(config, path, run.counters.env_steps)
+    step = run.counters.env_steps
+    if overrides:
+        out = path.eval_variant(cfg.split, cfg.episodes)
+    elif path.writer() is not None or checkpoint_name is not None:
+        out = path.eval_at_step(step)  # eval/ belongs to the run's own final evaluation
+    else:
+        out = path.eval
+    meta = eval_meta(config, path, step)
     write_report(rows, out, meta, cfg.confidence, cfg.bootstrap_resamples)
-    return out
+    assert run.checkpoint_used is not None
+    return EvalOutcome(out, checkpoint_label(run.checkpoint_used.path), note)
 
 
-def evaluate_metaworld(run_dir: str | Path, episodes: int | None = None) -> Path:
+def evaluate_metaworld(
+    run_dir: str | Path, episodes: int | None = None, checkpoint_name: str | None = None
+) -> EvalOutcome:
     """Meta-World's own protocol on a run's latest checkpoint -> eval-metaworld/: the
     multi-task one for MT families (`episodes` per class, default 50), the meta-learning one
     for ML families (`episodes` scored after 10 adaptation episodes, default 3)."""
+    from gmtl_rl.envs.metaworld_families import MetaWorldFamily
     from gmtl_rl.evaluation.metaworld_protocol import (
         MetaLearningResult,
         MetaWorldResult,
@@ -143,74 +182,147 @@ def evaluate_metaworld(run_dir: str | Path, episodes: int | None = None) -> Path
         write_result,
     )
 
-    path = Path(run_dir)
-    run, config = _open_run(path, [])
-    run.close()
-    distribution = config.env.build()
+    path = RunDir(run_dir)
+    path.require_run()
+    run, config, note = _open_for_evaluation(path, [], checkpoint_name)
+    distribution = run.distribution
     result: MetaWorldResult | MetaLearningResult
-    if getattr(distribution, "meta", False):
-        result = evaluate_metalearning(
-            run.eval_policy(),
-            distribution,
-            evaluation_episodes=episodes or 3,
-            deterministic=config.eval.deterministic,
-        )
-    else:
-        result = evaluate_multitask(run.eval_policy(), distribution, episodes or 50)
+    try:
+        if isinstance(distribution, MetaWorldFamily) and distribution.meta:
+            result = evaluate_metalearning(
+                run.eval_policy(),
+                distribution,
+                evaluation_episodes=episodes or 3,
+                deterministic=config.eval.deterministic,
+            )
+        else:
+            result = evaluate_multitask(run.eval_policy(), distribution, episodes or 50)
+    finally:
+        run.close()
     meta = eval_meta(config, path, run.counters.env_steps)
-    return write_result(result, path / "eval-metaworld", meta)
+    assert run.checkpoint_used is not None
+    out = write_result(result, path.metaworld_eval, meta)
+    return EvalOutcome(out, checkpoint_label(run.checkpoint_used.path), note)
 
 
-def _open_run(path: Path, overrides: Sequence[str]) -> tuple[Run, RunConfig]:
-    """A run directory's config (with allowed overrides) and its latest checkpoint, loaded."""
+# -- building blocks ------------------------------------------------------------------------------
+def _new_run_dir(config: RunConfig, run_dir: str | Path | None) -> RunDir:
+    """Where a new run goes; an existing non-empty directory is refused (never overwritten)."""
+    if run_dir is None:
+        return RunDir.fresh(Path(config.runs_dir) / config.experiment, f"s{config.seed}")
+    path = RunDir(run_dir)
+    if path.path.exists() and any(path.path.iterdir()):
+        raise UsageError(
+            f"run directory {path} already exists and is not empty; "
+            f"continue it with `gmtl resume {path}` or choose another"
+        )
+    return path
+
+
+def _write_run_files(path: RunDir, config: RunConfig, distribution: TaskDistribution) -> None:
+    """config.yaml, tasks.json and versions.json: what a run is re-made from."""
+    try:
+        path.config.write_text(config.dump_yaml())
+        splits = {"train": distribution.train_tasks(), "test": distribution.test_tasks()}
+        path.tasks.write_text(tasks_to_json(splits))
+        path.versions.write_text(json.dumps(versions(), indent=2))
+    except OSError as err:
+        raise UsageError(f"cannot write run directory {path}: {err.strerror}") from None
+
+
+def _choose_checkpoint(path: RunDir, name: str | None) -> tuple[checkpoint.Checkpoint, str]:
+    """The named checkpoint, or the newest whole one. A corrupt newest checkpoint is refused
+    with the name of the older whole one; an incomplete one (no manifest) is skipped and
+    named in the note."""
+    if name is not None:
+        return checkpoint.load(path.checkpoint_named(name)), ""
+    whole = path.checkpoint_dirs()
+    skipped = [p for p in path.incomplete_checkpoints() if not whole or p.name > whole[-1].name]
+    note = ""
+    if skipped:
+        labels = ", ".join(checkpoint_label(p) for p in skipped)
+        note = f"skipped {labels}: incomplete (no manifest; its writer was stopped)"
+    if not whole:
+        raise CheckpointError(f"{path.checkpoints}: no complete checkpoint to resume from")
+    try:
+        return checkpoint.load(whole[-1]), note
+    except CheckpointError as err:
+        if len(whole) < 2:
+            raise
+        older = checkpoint_label(whole[-2])
+        raise CheckpointError(
+            f"{err}; the older checkpoint {older} may be whole: use it with `--checkpoint {older}`"
+        ) from None
+
+
+def _open_for_evaluation(
+    path: RunDir, overrides: Sequence[str], checkpoint_name: str | None
+) -> tuple[TrainingRun, RunConfig, str]:
+    """The run's agent and tasks from its checkpoint: no training sampler, no replay."""
     config = load_run_config(path, overrides)
     distribution = config.env.build()
     check_tasks(path, distribution)
-    ckpt = checkpoint.load_latest(path / "checkpoints")
-    run = _build_run(config, path, distribution)
-    run.load_checkpoint(ckpt)
-    return run, config
+    for attempt in range(3):
+        try:
+            ckpt, note = _choose_checkpoint(path, checkpoint_name)
+            break
+        except CheckpointError:
+            # A live run prunes old checkpoints while we read: look again, then give up.
+            if attempt == 2 or path.writer() is None:
+                raise
+    run = _build_run(config, path, distribution, for_evaluation=True)
+    try:
+        run.load_checkpoint(ckpt)
+        bad = non_finite(run.agent_tensors(), "agent") + non_finite(run.loop_state(), "state")
+        if bad:
+            raise NumericalFault(
+                f"{ckpt.path}: the agent holds non-finite values ({', '.join(bad[:3])}); "
+                "it cannot be evaluated (an older checkpoint may be whole: --checkpoint step-N)"
+            )
+    except BaseException:
+        run.close()
+        raise
+    return run, config, note
 
 
-def load_run_config(path: Path, overrides: Sequence[str] = ()) -> RunConfig:
-    if not (path / "config.yaml").is_file():
-        raise UsageError(f"{path} is not a run directory (no config.yaml)")
+def load_run_config(run_dir: RunDir | str | Path, overrides: Sequence[str] = ()) -> RunConfig:
+    """The run's saved config, with the overrides a resume or an eval may make."""
+    path = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    path.require_run()
     for item in overrides:
         key = item.partition("=")[0]
         if not any(key == k or (k.endswith(".") and key.startswith(k)) for k in RESUMABLE_KEYS):
             raise ConfigError(
                 f"override {item!r}: only total_steps, total_episodes, eval.*, checkpoint.* "
-                "and logging.* "
-                "can change in an existing run"
+                "and logging.* can change in an existing run"
             )
-    return parse_config(apply_overrides(read_yaml(path / "config.yaml"), overrides))
+    return parse_config(apply_overrides(read_yaml(path.config), overrides))
 
 
-def check_tasks(path: Path, distribution: TaskDistribution) -> None:
+def check_tasks(path: RunDir, distribution: TaskDistribution) -> None:
     """The run's saved tasks must be the ones the family builds now."""
     try:
-        saved = tasks_from_json((path / "tasks.json").read_text())
+        saved = tasks_from_json(path.tasks.read_text())
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise CheckpointError(f"{path}/tasks.json: missing or corrupt ({err})") from None
+        raise CheckpointError(f"{path.tasks}: missing or corrupt ({err})") from None
     current: dict[str, list[Task]] = {
         "train": distribution.train_tasks(),
         "test": distribution.test_tasks(),
     }
     if saved != current:
         raise CheckpointError(
-            f"{path}/tasks.json: the saved tasks differ from what env {distribution.name!r} "
+            f"{path.tasks}: the saved tasks differ from what env {distribution.name!r} "
             "builds now (the family or its options changed); re-run instead of resuming"
         )
 
 
-def _build_run(config: RunConfig, path: Path, distribution: TaskDistribution) -> Run:
+def _build_run(
+    config: RunConfig, path: RunDir, distribution: TaskDistribution, for_evaluation: bool = False
+) -> TrainingRun:
     spec = agent_spec(config.agent.name)
     builder = _run_builder(spec.family)
     eval_tasks = config.eval.tasks(distribution)
-    if (
-        getattr(config.agent, "conditions_on_task", False)
-        and (distribution.task_classes(eval_tasks) < 0).any()
-    ):
+    if config.agent.conditions_on_task and (distribution.task_classes(eval_tasks) < 0).any():
         raise ConfigError(
             f"eval.split: the {config.eval.split} tasks of {distribution.name} include task "
             "classes this agent never trains on, and it acts on the task class id "
@@ -218,4 +330,5 @@ def _build_run(config: RunConfig, path: Path, distribution: TaskDistribution) ->
             "set eval.split=train (the multi-task protocol)"
         )
     set_threads(config)
-    return builder(config, path, distribution)
+    check_memory(config, env_spec_of(distribution), training=not for_evaluation)
+    return builder(config, path, distribution, for_evaluation=for_evaluation)

@@ -1,12 +1,14 @@
 """Property-based hostile input: whatever a user feeds the config layer, the answer is a
-RunConfig or a one-line ConfigError / UsageError, never another exception (issue 7)."""
+RunConfig or a one-line ConfigError / UsageError, never another exception (issue 7); and what
+the config layer accepts, the run builds (issue 13, item 8)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gmtl_rl.config import apply_overrides, load_config, parse_config, read_yaml
@@ -158,3 +160,92 @@ def test_keys_with_newlines_or_dots_are_quoted_on_one_line():
         assert str(err) == "eval['\\n']: unknown key; eval['a.b']: unknown key"
     else:
         raise AssertionError("unknown keys were accepted")
+
+
+# -- nesting depth ------------------------------------------------------------------------------
+def _nested(kind: str, levels: int) -> str:
+    return "[" * levels + "]" * levels if kind == "list" else "{a: " * levels + "1" + "}" * levels
+
+
+@settings(FAST, max_examples=12)
+@given(levels=st.integers(min_value=1, max_value=1000), kind=st.sampled_from(["list", "map"]))
+@example(levels=3000, kind="list")
+@example(levels=3000, kind="map")
+def test_any_nesting_depth_in_a_file_gives_a_config_or_a_one_line_error(
+    levels, kind, tmp_path_factory
+):
+    path = tmp_path_factory.mktemp("yaml") / "config.yaml"
+    path.write_text(SMOKE.read_text() + f"extra: {_nested(kind, levels)}\n")
+    _accepts_or_explains(lambda: load_config(path))
+
+
+@settings(FAST, max_examples=12)
+@given(
+    levels=st.integers(min_value=1, max_value=1000),
+    kind=st.sampled_from(["list", "map"]),
+    key=st.sampled_from(["agent.hidden", "env.parameters", "eval", "a.b.c.d.e.f.g.h.i.j.k"]),
+)
+@example(levels=3000, kind="list", key="agent.hidden")
+def test_any_nesting_depth_in_an_override_gives_a_config_or_a_one_line_error(levels, kind, key):
+    _accepts_or_explains(lambda: load_config(SMOKE, [f"{key}={_nested(kind, levels)}"]))
+
+
+# -- from parsing to building the run -----------------------------------------------------------
+SMOKE_DIR = SMOKE.parent
+# (config, key) pairs whose values size what the run allocates or seeds.
+SIZED = [
+    *((SMOKE, key) for key in (
+        "agent.hidden", "agent.batch_size", "agent.buffer_size", "agent.task_embedding_dim",
+        "env.n_train", "env.n_test", "env.split_seed", "seed", "threads", "sampler.n_envs",
+        "eval.n_envs", "eval.bootstrap_resamples",
+    )),
+    *((SMOKE_DIR / "pearl_point_robot.yaml", key) for key in (
+        "agent.hidden", "agent.encoder_hidden", "agent.latent_dim", "agent.meta_batch",
+        "agent.batch_size", "agent.context_batch", "agent.buffer_size",
+    )),
+    *((SMOKE_DIR / "rl2_point_robot.yaml", key) for key in (
+        "agent.gru_hidden", "agent.hidden", "agent.trials_per_update", "agent.minibatches",
+        "agent.episodes_per_trial",
+    )),
+]  # fmt: skip
+LIST_KEYS = {"agent.hidden", "agent.encoder_hidden"}
+# Mostly plausible sizes (so many runs build), and anything an int can hold.
+NUMBER = st.one_of(st.integers(min_value=-2, max_value=300), st.integers(-(2**70), 2**70))
+
+
+@st.composite
+def sized_values(draw: st.DrawFn) -> tuple[Path, str, Any]:
+    path, key = draw(st.sampled_from(SIZED))
+    value = draw(st.lists(NUMBER, min_size=1, max_size=3) if key in LIST_KEYS else NUMBER)
+    return path, key, value
+
+
+@settings(FAST, max_examples=30)
+@given(sized=sized_values())
+@example(sized=(SMOKE, "agent.hidden", [0]))
+@example(sized=(SMOKE, "agent.batch_size", 10**9))
+@example(sized=(SMOKE, "seed", 2 * 10**13))
+@example(sized=(SMOKE_DIR / "pearl_point_robot.yaml", "agent.meta_batch", 10**9))
+def test_any_size_gives_a_built_run_or_a_one_line_error_before_the_run_directory(
+    sized, tmp_path_factory, monkeypatch
+):
+    from gmtl_rl import resources, runner
+    from gmtl_rl.run_dir import RunDir
+
+    # A small machine, so what is accepted builds in moments; the test process keeps its threads.
+    monkeypatch.setattr(resources, "machine_memory", lambda: 2**31)
+    monkeypatch.setattr(runner, "set_threads", lambda config: None)
+    path, key, value = sized
+    run = tmp_path_factory.mktemp("build") / "run"
+
+    def build() -> None:
+        text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+        config = load_config(path, [f"{key}={text}"])
+        built = runner._build_run(config, RunDir(run), config.env.build())
+        built.close()
+
+    try:
+        build()
+    except (ConfigError, UsageError) as err:
+        assert str(err) and "\n" not in str(err).strip(), err
+        assert not run.exists()

@@ -10,7 +10,10 @@ import io
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,7 @@ import scipy.stats
 
 from gmtl_rl import cli, sweep
 from gmtl_rl.evaluation.adaptation import read_csv
+from gmtl_rl.run_dir import sweep_lock_file
 
 SMOKE = "configs/smoke/sac_point_robot.yaml"
 # The smallest run that still checkpoints mid-way (step 100) and evaluates at the end.
@@ -126,6 +130,59 @@ def test_a_trial_cut_before_its_first_checkpoint_starts_over(tmp_path):
     assert jobs[0].command[0] == "train" and jobs[0].command[-1] == str(partial.resolve())
 
 
+# A process that takes a lock and sleeps until killed: a live (or, once SIGKILLed, dead) sweep.
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from gmtl_rl.run_dir import WriterLock
+with WriterLock(Path(sys.argv[1]), "gmtl sweep --resume (the first one)"):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def _lock_holder(sweep_dir: Path) -> subprocess.Popen[str]:
+    lock = str(sweep_lock_file(sweep_dir))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, lock], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "locked\n"
+    return proc
+
+
+def _failing_sweep(tmp_path: Path) -> Path:
+    """A created, never run sweep of one trial that fails at start-up (in seconds)."""
+    spec, _ = sweep.plan(SMOKE, [*TINY, "device=nosuchdevice"], (0,), "local", None, 1)
+    return sweep.create(spec, SMOKE, tmp_path / "sweep")
+
+
+@pytest.mark.parametrize("option", ["--resume", "--aggregate"])
+def test_a_sweep_another_live_process_runs_is_refused_naming_it(option, capsys, tmp_path):
+    path = _failing_sweep(tmp_path)
+    holder = _lock_holder(path)
+    try:
+        code, out, err = _sweep(capsys, option, str(path))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert code == 2 and len(err.strip().splitlines()) == 1 and out == ""
+    assert f"is in use by process {holder.pid} (gmtl sweep --resume (the first one))" in err
+    assert not any((path / "trials").iterdir()) and not (path / "aggregate.csv").exists()
+
+
+def test_a_lock_left_by_a_killed_sweep_is_taken_over(capsys, tmp_path):
+    path = _failing_sweep(tmp_path)
+    holder = _lock_holder(path)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    lock = sweep_lock_file(path)
+    assert f'"pid": {holder.pid}' in lock.read_text()  # the dead owner's record stays behind
+    code, out, err = _sweep(capsys, "--resume", str(path))
+    assert "in use" not in err and "0 finished, 1 to run" in out
+    assert code == 1  # the trial ran (and failed, as this sweep's trials do)
+    assert lock.read_text() == ""  # taken over, and released at the end
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")
@@ -189,10 +246,6 @@ def test_grid_values_split_on_top_level_commas_only():
 
 @pytest.mark.slow  # ~1 min: a whole trial, then a SIGKILLed sweep mid-way through the second
 def test_a_sigkilled_sweep_resumes_and_reruns_only_the_unfinished_trial(tmp_path, capsys):
-    import signal
-    import subprocess
-    import time
-
     path = tmp_path / "sweep"
     args = ["total_steps=600", "checkpoint.every_steps=100", "eval.episodes=1"]
     sweep_proc = subprocess.Popen(

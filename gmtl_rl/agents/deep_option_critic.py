@@ -19,19 +19,22 @@ terms:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, PositiveInt
 from torch import nn
 from torch.nn import functional as F
 
 from gmtl_rl.agents.registry import AgentConfig, AgentSpec, register_agent
 from gmtl_rl.core.networks import flat_dim, flatten_obs, mlp
-from gmtl_rl.core.records import EnvSpec, Obs, StepBatch
+from gmtl_rl.core.policy import state_restored
+from gmtl_rl.core.records import EnvSpec, Obs, StepBatch, UpdateResult
 from gmtl_rl.errors import ConfigError
 
 
@@ -40,7 +43,7 @@ class DeepOptionCriticConfig(AgentConfig):
 
     name: Literal["deep_option_critic"] = "deep_option_critic"
     num_options: int = Field(4, ge=1, description="options (REFERENCE: 2-8)")
-    hidden: list[int] = Field([64, 64], min_length=1, description="MLP body sizes")
+    hidden: list[PositiveInt] = Field([64, 64], min_length=1, description="MLP body sizes")
     gamma: float = Field(0.99, gt=0, le=1, description="discount")
     lr: float = Field(5e-4, gt=0, description="RMSprop learning rate")
     termination_reg: float = Field(0.01, description="ξ: favours longer options")
@@ -52,7 +55,7 @@ class DeepOptionCriticConfig(AgentConfig):
 
 
 @dataclass(frozen=True)
-class DeepOptionCriticUpdate:
+class DeepOptionCriticUpdate(UpdateResult):
     critic_loss: float
     policy_loss: float
     termination_loss: float
@@ -216,10 +219,20 @@ class DeepOptionCritic:
     # -- logs and state -----------------------------------------------------------------------
     @staticmethod
     def metric_names() -> list[str]:
-        return list(DeepOptionCriticUpdate.__dataclass_fields__)
+        return DeepOptionCriticUpdate.names()
 
     def pop_metrics(self) -> dict[str, float]:
-        return asdict(self._last) if self._last is not None else {}
+        return self._last.metrics() if self._last is not None else {}
+
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Learning off inside; generators and options in force put back afterwards."""
+        self.training = False
+        try:
+            with state_restored(self):
+                yield
+        finally:
+            self.training = True
 
     def state_dict(self) -> dict[str, Any]:
         """Arrays and plain values only (the online loop stores them without pickle)."""
@@ -258,8 +271,9 @@ class DeepOptionCritic:
 
 
 def build_deep_option_critic(
-    config: DeepOptionCriticConfig, env: EnvSpec, seed: int = 0
+    config: DeepOptionCriticConfig, env: EnvSpec, seed: int = 0, device: str = "cpu"
 ) -> DeepOptionCritic:
+    del device  # small MLPs stepped once per env step: the CPU
     torch.manual_seed(seed)
     return DeepOptionCritic(config, env, seed)
 

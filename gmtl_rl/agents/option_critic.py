@@ -15,7 +15,9 @@ a Q critic and baseline V = Q_Ω; the single option never has to terminate).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -23,7 +25,8 @@ import numpy as np
 from pydantic import Field
 
 from gmtl_rl.agents.registry import AgentConfig, AgentSpec, register_agent
-from gmtl_rl.core.records import EnvSpec, Obs, StepBatch
+from gmtl_rl.core.policy import state_restored
+from gmtl_rl.core.records import EnvSpec, Obs, StepBatch, UpdateResult
 from gmtl_rl.errors import ConfigError
 
 
@@ -52,7 +55,7 @@ class ActorCriticConfig(OptionCriticConfig):
 
 
 @dataclass(frozen=True)
-class OptionCriticUpdate:
+class OptionCriticUpdate(UpdateResult):
     td_error: float  # mean |δ| of the critic update
     termination_prob: float  # mean β_ω(s') of the active options
     option_switches: float  # share of transitions after which a new option was chosen
@@ -190,10 +193,20 @@ class OptionCritic:
     # -- logs and state -----------------------------------------------------------------------
     @staticmethod
     def metric_names() -> list[str]:
-        return list(OptionCriticUpdate.__dataclass_fields__)
+        return OptionCriticUpdate.names()
 
     def pop_metrics(self) -> dict[str, float]:
-        return asdict(self._last) if self._last is not None else {}
+        return self._last.metrics() if self._last is not None else {}
+
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Learning off inside; generators and options in force put back afterwards."""
+        self.training = False
+        try:
+            with state_restored(self):
+                yield
+        finally:
+            self.training = True
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -216,7 +229,10 @@ class OptionCritic:
         self.updates = int(state["updates"])
 
 
-def build_option_critic(config: OptionCriticConfig, env: EnvSpec, seed: int = 0) -> OptionCritic:
+def build_option_critic(
+    config: OptionCriticConfig, env: EnvSpec, seed: int = 0, device: str = "cpu"
+) -> OptionCritic:
+    del device  # tabular: numpy only
     return OptionCritic(config, env, seed)
 
 

@@ -21,19 +21,20 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
+from pydantic import Field, PositiveInt, model_validator
 
 from gmtl_rl.agents.registry import AgentConfig, AgentSpec, register_agent
 from gmtl_rl.core.networks import TanhGaussianActor, TwinQ, flat_dim, flatten_obs, mlp
-from gmtl_rl.core.records import EnvSpec, Obs, StepBatch
+from gmtl_rl.core.records import EnvSpec, Obs, StepBatch, UpdateResult
 from gmtl_rl.errors import ConfigError
 
 ActingMode = Literal["prior", "posterior", "adapt"]
@@ -46,8 +47,8 @@ class PEARLConfig(AgentConfig):
 
     name: Literal["pearl"] = "pearl"
     latent_dim: int = Field(5, ge=1, description="size of the task variable z")
-    hidden: list[int] = Field([300, 300, 300], min_length=1, description="SAC MLP sizes")
-    encoder_hidden: list[int] = Field(
+    hidden: list[PositiveInt] = Field([300, 300, 300], min_length=1, description="SAC MLP sizes")
+    encoder_hidden: list[PositiveInt] = Field(
         [200, 200, 200], min_length=1, description="context encoder MLP sizes"
     )
     lr: float = Field(3e-4, gt=0, description="Adam learning rate of actor, critics, value")
@@ -84,10 +85,6 @@ class PEARLConfig(AgentConfig):
     policy_mean_reg: float = Field(1e-3, ge=0, description="L2 on the policy mean (oyster)")
     policy_std_reg: float = Field(1e-3, ge=0, description="L2 on the policy log-std (oyster)")
 
-    @property
-    def steps_per_task(self) -> int:
-        return self.steps_prior + self.steps_posterior + self.steps_extra_posterior
-
     @model_validator(mode="after")
     def _posterior_needs_a_context(self) -> PEARLConfig:
         # Posterior z is inferred from the context just collected with prior z (Alg. 1).
@@ -100,7 +97,7 @@ class PEARLConfig(AgentConfig):
 
 
 @dataclass(frozen=True)
-class PEARLUpdate:
+class PEARLUpdate(UpdateResult):
     """Diagnostics of one meta-batch gradient step."""
 
     critic_loss: float
@@ -244,6 +241,19 @@ class PEARL:
         self.mode = mode
         self.context_source = context_source
 
+    @contextmanager
+    def evaluating(
+        self, reward_to_context: Callable[[np.ndarray], np.ndarray] | None = None
+    ) -> Iterator[None]:
+        """Adapt mode (prior z, then the posterior of the trial's own context); the context
+        sees `reward_to_context(reward)` inside, where the family asks for it."""
+        self.set_mode("adapt")
+        self.reward_to_context = reward_to_context
+        try:
+            yield
+        finally:
+            self.reward_to_context = None
+
     def reset(self, env_mask: np.ndarray) -> None:
         self._ensure_envs(len(env_mask))
         idx = np.flatnonzero(env_mask)
@@ -383,11 +393,7 @@ class PEARL:
 
     @staticmethod
     def metric_names() -> list[str]:
-        return list(PEARLUpdate.__dataclass_fields__)
-
-    @staticmethod
-    def metrics(update: PEARLUpdate) -> dict[str, float]:
-        return asdict(update)
+        return PEARLUpdate.names()
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -419,7 +425,8 @@ def _rows(obs: Obs, idx: np.ndarray) -> Obs:
     return obs[idx]
 
 
-def build_pearl(config: PEARLConfig, env: EnvSpec, device: str = "cpu") -> PEARL:
+def build_pearl(config: PEARLConfig, env: EnvSpec, seed: int = 0, device: str = "cpu") -> PEARL:
+    del seed  # the run seeds torch before building (training.base), so weights follow it
     return PEARL(config, env, device)
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gmtl_rl.errors import ConfigError, unknown_name
+from gmtl_rl.core.records import EnvSpec
+from gmtl_rl.errors import ConfigError, format_validation_error, unknown_name
 
 
 class AgentConfig(BaseModel):
@@ -17,6 +18,17 @@ class AgentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
 
+    @property
+    def conditions_on_task(self) -> bool:
+        """Whether the agent acts on the task class id (then it can only act on classes it
+        trained on)."""
+        return False
+
+    def trial_episodes(self) -> int:
+        """Episodes the agent keeps its memory across (a trial): 1 unless it adapts over
+        several (RL²'s `episodes_per_trial`)."""
+        return 1
+
 
 @dataclass(frozen=True)
 class AgentSpec:
@@ -24,7 +36,7 @@ class AgentSpec:
     description: str
     family: str  # its training loop: a key of runner.TRAINING_LOOPS ("off_policy", "pearl", ...)
     config: type[AgentConfig]
-    build: Callable[..., Any]  # build(config, env_spec, num_tasks, seed, device) -> agent
+    build: Callable[[Any, EnvSpec, int, str], Any]  # build(config, env, seed, device) -> agent
 
 
 _AGENTS: dict[str, AgentSpec] = {}
@@ -49,8 +61,6 @@ def agent_spec(name: str, where: str = "agent.name") -> AgentSpec:
 
 def parse_agent_config(data: Mapping[str, Any], where: str = "agent") -> AgentConfig:
     """Validate an `agent:` mapping against the named agent's model (errors name the key)."""
-    from gmtl_rl.envs.registry import format_validation_error
-
     if "name" not in data:
         raise ConfigError(f"{where}.name: missing; valid: {', '.join(_AGENTS)}")
     spec = agent_spec(str(data["name"]), f"{where}.name")

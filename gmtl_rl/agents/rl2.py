@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -34,7 +36,8 @@ from torch.nn import functional as F
 
 from gmtl_rl.agents.registry import AgentConfig, AgentSpec, register_agent
 from gmtl_rl.core.networks import flat_dim, flatten_obs, mlp
-from gmtl_rl.core.records import EnvSpec, Obs, StepBatch
+from gmtl_rl.core.policy import state_restored
+from gmtl_rl.core.records import EnvSpec, Obs, StepBatch, UpdateResult
 from gmtl_rl.core.trials import ActRecord, TrialBatch, trial_gae
 from gmtl_rl.errors import ConfigError
 
@@ -62,9 +65,12 @@ class RL2Config(AgentConfig):
     )
     init_log_std: float = Field(0.0, description="initial log-std of the Gaussian (Box)")
 
+    def trial_episodes(self) -> int:
+        return self.episodes_per_trial
+
 
 @dataclass(frozen=True)
-class RL2Update:
+class RL2Update(UpdateResult):
     policy_loss: float
     value_loss: float
     entropy: float
@@ -226,7 +232,7 @@ class RL2:
         old_logp = torch.as_tensor(batch.log_prob_BL)
         sample = torch.as_tensor(batch.sample_BLA)
         n_b = batch.num_trials
-        stats: dict[str, list[float]] = {k: [] for k in RL2Update.__dataclass_fields__}
+        stats: dict[str, list[float]] = {k: [] for k in RL2Update.names()}
         for _ in range(c.epochs):
             order = torch.randperm(n_b, generator=self.generator)
             for mb in torch.tensor_split(order, min(c.minibatches, n_b)):
@@ -275,11 +281,13 @@ class RL2:
     # -- logs and state ---------------------------------------------------------------------
     @staticmethod
     def metric_names() -> list[str]:
-        return list(RL2Update.__dataclass_fields__)
+        return RL2Update.names()
 
-    @staticmethod
-    def metrics(update: RL2Update) -> dict[str, float]:
-        return asdict(update)
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """The training envs' hidden states and the sampling generator put back afterwards."""
+        with state_restored(self):
+            yield
 
     def state_dict(self) -> dict[str, Any]:
         """Weights, optimiser, sampling generator, counters and the per-env recurrent state
@@ -316,7 +324,8 @@ def _gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tenso
     return (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
 
 
-def build_rl2(config: RL2Config, env: EnvSpec, seed: int = 0) -> RL2:
+def build_rl2(config: RL2Config, env: EnvSpec, seed: int = 0, device: str = "cpu") -> RL2:
+    del device  # RL² runs on the CPU: its GRU steps one env batch at a time
     torch.manual_seed(seed)  # the network's initial weights
     return RL2(config, env, seed)
 

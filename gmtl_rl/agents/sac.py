@@ -8,13 +8,13 @@ SAC+HER (a replay strategy) and PEARL (SAC on [obs, z]) reuse them.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch import nn
 
 from gmtl_rl.agents.registry import AgentConfig, AgentSpec, register_agent
@@ -27,7 +27,7 @@ from gmtl_rl.core.networks import (
     flatten_obs,
 )
 from gmtl_rl.core.policy import StatelessPolicy
-from gmtl_rl.core.records import EnvSpec, Obs
+from gmtl_rl.core.records import EnvSpec, Obs, UpdateResult
 from gmtl_rl.core.replay import ReplayBatch
 from gmtl_rl.errors import ConfigError
 
@@ -48,7 +48,7 @@ class SACConfig(AgentConfig):
     """SAC hyperparameters; defaults follow the paper's Table 1 and stable-baselines3."""
 
     name: Literal["sac"] = "sac"
-    hidden: list[int] = Field(
+    hidden: list[PositiveInt] = Field(
         [256, 256], min_length=1, description="MLP sizes of actor and critics"
     )
     lr: float = Field(
@@ -92,7 +92,7 @@ class HERSACConfig(SACConfig):
     0.8 (k = 4), γ 0.95, lr 1e-3, τ 0.05, 3×512 networks, batch 256 (FetchReach)."""
 
     name: Literal["sac_her"] = "sac_her"  # type: ignore[assignment]
-    hidden: list[int] = Field([512, 512, 512], min_length=1, description="MLP sizes")
+    hidden: list[PositiveInt] = Field([512, 512, 512], min_length=1, description="MLP sizes")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
     gamma: float = Field(0.95, gt=0, le=1, description="discount")
     tau: float = Field(0.05, gt=0, le=1, description="Polyak factor of the target critics")
@@ -104,7 +104,7 @@ class MTSACConfig(SACConfig):
     class, task-balanced batches. Defaults: Meta-World MT10 settings of REFERENCE.md."""
 
     name: Literal["mtsac"] = "mtsac"  # type: ignore[assignment]
-    hidden: list[int] = Field([400, 400, 400], min_length=1, description="MLP sizes")
+    hidden: list[PositiveInt] = Field([400, 400, 400], min_length=1, description="MLP sizes")
     task_encoding: TaskEncoding = Field("one_hot", description="none, one_hot, embedding")
     per_task_alpha: bool = Field(True, description="one temperature per task class")
     replay_sampler: Literal["uniform", "task_balanced"] = Field(
@@ -120,7 +120,7 @@ class MHSACConfig(MTSACConfig):
 
 
 @dataclass(frozen=True)
-class SACUpdate:
+class SACUpdate(UpdateResult):
     """Diagnostics of one gradient step."""
 
     critic_loss: float
@@ -274,11 +274,7 @@ class SAC(StatelessPolicy):
 
     @staticmethod
     def metric_names() -> list[str]:
-        return list(SACUpdate.__dataclass_fields__)
-
-    @staticmethod
-    def metrics(update: SACUpdate) -> dict[str, float]:
-        return asdict(update)
+        return SACUpdate.names()
 
     # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -308,7 +304,8 @@ class SAC(StatelessPolicy):
         self.updates = int(state["updates"])
 
 
-def build_sac(config: SACConfig, env: EnvSpec, device: str = "cpu") -> SAC:
+def build_sac(config: SACConfig, env: EnvSpec, seed: int = 0, device: str = "cpu") -> SAC:
+    del seed  # the run seeds torch before building (training.base), so weights follow it
     return SAC(config, env, device)
 
 

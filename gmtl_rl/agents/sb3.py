@@ -28,7 +28,7 @@ from pydantic import (
 
 from gmtl_rl.agents.registry import AgentConfig, AgentSpec, register_agent
 from gmtl_rl.core.policy import StatelessPolicy
-from gmtl_rl.core.records import Obs
+from gmtl_rl.core.records import EnvSpec, Obs
 from gmtl_rl.errors import ConfigError, unknown_name
 
 if TYPE_CHECKING:
@@ -255,10 +255,12 @@ class SB3Policy(StatelessPolicy):
         return np.asarray(actions)
 
 
-def build_sb3(
-    config: SB3Config, env: VecEnv, goal_env: bool, seed: int, device: str
-) -> BaseAlgorithm:
-    """The configured SB3 algorithm on `env` (one DummyVecEnv over the task classes)."""
+def build_sb3(config: SB3Config, spec: EnvSpec, seed: int, device: str) -> BaseAlgorithm:
+    """The configured SB3 algorithm on `spec.envs` (one DummyVecEnv over the task classes)."""
+    if spec.envs is None:
+        raise ValueError("an SB3 model trains on its own vector env: pass spec.with_envs(vec)")
+    env: VecEnv = spec.envs
+    goal_env = spec.goal_env
     algo_cls = algorithm_class(config.algo)
     kwargs = dict(config.kwargs)
     use_her = (config.algo in OFF_POLICY and goal_env) if config.her == "auto" else config.her

@@ -10,7 +10,9 @@ hidden state across the episodes of a trial; PEARL adds transitions to its conte
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -35,6 +37,38 @@ class Policy(Protocol):
         """The step just taken by every env (rows with `valid == False` are not transitions)."""
 
 
+class Agent(Policy, Protocol):
+    """What every training loop needs from an agent beyond acting. Agents are built through
+    their registry spec's one signature, `build(config, env_spec, seed, device)`; each
+    family's loop adds its own update method (`training.<family>`)."""
+
+    config: Any
+
+    def metric_names(self) -> list[str]:
+        """Its UpdateResult's fields: the metrics.csv columns of its updates."""
+        ...
+
+    def evaluating(self) -> AbstractContextManager[None]:
+        """Evaluation mode: whatever acting changes (hidden states, generators, learning
+        inside `observe`) is put back or held off, so evaluating never changes training."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@contextmanager
+def state_restored(agent: Any) -> Iterator[None]:
+    """For the evaluation mode of an agent whose acting changes its state (hidden states,
+    generators, options in force): its whole `state_dict` is put back afterwards."""
+    saved = agent.state_dict()
+    try:
+        yield
+    finally:
+        agent.load_state_dict(saved)
+
+
 class StatelessPolicy:
     """Base for policies without per-trial state: reset and observe do nothing."""
 
@@ -43,6 +77,11 @@ class StatelessPolicy:
 
     def observe(self, step: StepBatch) -> None:
         del step
+
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Nothing to put back: acting changes no state."""
+        yield
 
 
 class RandomPolicy(StatelessPolicy):

@@ -5,7 +5,7 @@ Shape suffixes: N = envs in the batch, B = replay batch, A = action dims.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -80,3 +80,21 @@ class EnvSpec:
     observation_space: Any  # gymnasium Space of one env
     action_space: Any
     num_task_classes: int  # class ids an agent may be told: 0..num_task_classes-1
+    goal_env: bool = False  # Dict observation + compute_reward (Gymnasium-Robotics GoalEnv)
+    envs: Any = None  # the built vector env, for agents that step their envs themselves (SB3)
+
+    def with_envs(self, envs: Any) -> EnvSpec:
+        return replace(self, envs=envs)
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """Diagnostics of one gradient update: each agent's result subclasses this with float
+    fields, which become its metrics.csv columns."""
+
+    def metrics(self) -> dict[str, float]:
+        return asdict(self)
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -18,6 +18,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from gmtl_rl.core.policy import Policy
 from gmtl_rl.core.records import EpisodeRecord, Obs, StepBatch, obs_copy, obs_index
+from gmtl_rl.core.schedules import TaskSchedule
 from gmtl_rl.core.workers import SubprocessVectorEnv
 from gmtl_rl.envs.numerical_guard import NumericalGuard
 from gmtl_rl.envs.task import Task, TaskDistribution
@@ -53,53 +54,6 @@ def make_task_env(distribution: TaskDistribution, task: Task) -> gym.Env:
     """An env of `distribution` on `task`, guarded against simulator blow-ups."""
     env = NumericalGuard(distribution.make_env(task))
     return TaskEnvWrapper(env, distribution, 0, task)
-
-
-class TaskSchedule(Protocol):
-    """Which task an env runs for its next trial; None leaves the env idle (evaluation end)."""
-
-    def next_task(self, env_index: int) -> int | None: ...
-
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
-
-class UniformTaskSchedule:
-    """Training: each trial draws a task uniformly from the task list, with its own generator."""
-
-    def __init__(self, num_tasks: int, rng: np.random.Generator) -> None:
-        self.num_tasks = num_tasks
-        self.rng = rng
-
-    def next_task(self, env_index: int) -> int | None:
-        return int(self.rng.integers(self.num_tasks))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.rng.bit_generator.state}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rng.bit_generator.state = state["rng"]
-
-
-class FixedTaskSchedule:
-    """Evaluation: a fixed queue of task ids (one entry per trial), handed out in order."""
-
-    def __init__(self, queue: Sequence[int]) -> None:
-        self.queue = list(queue)
-        self.position = 0
-
-    def next_task(self, env_index: int) -> int | None:
-        if self.position >= len(self.queue):
-            return None
-        self.position += 1
-        return self.queue[self.position - 1]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"position": self.position}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.position = int(state["position"])
 
 
 @dataclass
@@ -381,6 +335,22 @@ class RolloutSampler:
             return self.vec.has_state()
         return all(hasattr(self._wrapper(i).unwrapped, "get_state") for i in range(self.num_envs))
 
+    def counters_state(self) -> dict[str, int]:
+        """The sampler's counters alone: enough for a loop that restarts every env between
+        collections (PEARL) to continue its episode ids exactly."""
+        return {
+            "next_episode_id": self._next_episode_id,
+            "next_trial_id": self._next_trial_id,
+            "instabilities": self.instabilities,
+            "transitions": self.transitions,
+        }
+
+    def load_counters(self, state: dict[str, Any]) -> None:
+        self._next_episode_id = int(state["next_episode_id"])
+        self._next_trial_id = int(state["next_trial_id"])
+        self.instabilities = int(state["instabilities"])
+        self.transitions = int(state["transitions"])
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly: bookkeeping, current obs, env states."""
         stateful = self.envs_are_stateful()
@@ -388,9 +358,7 @@ class RolloutSampler:
             "slots": self.slots.arrays(),
             "obs": obs_copy(self._obs),
             "policy_needs_reset": self._policy_needs_reset.copy(),
-            "next_episode_id": self._next_episode_id,
-            "next_trial_id": self._next_trial_id,
-            "instabilities": self.instabilities,
+            **self.counters_state(),
             "schedule": self.schedule.state_dict(),
             "env_states": [self._get_env_state(i) for i in range(self.num_envs)]
             if stateful
@@ -401,9 +369,7 @@ class RolloutSampler:
         """Restore; envs without get_state/set_state restart their episodes (trial continues)."""
         for name, value in state["slots"].items():
             getattr(self.slots, name)[...] = value
-        self._next_episode_id = int(state["next_episode_id"])
-        self._next_trial_id = int(state["next_trial_id"])
-        self.instabilities = int(state.get("instabilities", 0))
+        self.load_counters(state)
         self.schedule.load_state_dict(state["schedule"])
         self._policy_needs_reset[...] = state["policy_needs_reset"]
         for i in range(self.num_envs):

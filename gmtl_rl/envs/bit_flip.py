@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from gmtl_rl.envs.registry import register_family
-from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution
+from gmtl_rl.envs.task import MAX_SEED, MAX_TASKS, FamilyOptions, Task, TaskDistribution
 
 
 class BitFlipEnv(gym.Env[Any, np.int64]):
@@ -96,13 +96,17 @@ class BitFlipEnv(gym.Env[Any, np.int64]):
 
 class BitFlipOptions(FamilyOptions):
     n_bits: int = Field(10, ge=1, le=1024, description="bits n (HER tries up to 50)")
-    n_train: int = Field(80, ge=1, description="train goals")
-    n_test: int = Field(20, ge=1, description="held-out test goals (disjoint from train)")
+    n_train: int = Field(80, ge=1, le=MAX_TASKS, description="train goals")
+    n_test: int = Field(
+        20, ge=1, le=MAX_TASKS, description="held-out test goals (disjoint from train)"
+    )
     horizon: int | None = Field(None, ge=1, description="episode length; default n_bits")
     terminate_on_success: bool = Field(
         False, description="end the episode at the goal (SB3) instead of running on (HER)"
     )
-    split_seed: int = Field(0, description="seed of the goal split; independent of the run seed")
+    split_seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="seed of the goal split; independent of the run seed"
+    )
 
     @model_validator(mode="after")
     def _enough_goals(self) -> BitFlipOptions:

@@ -11,7 +11,7 @@ from gymnasium.utils import seeding
 from pydantic import Field
 
 from gmtl_rl.envs.registry import register_family
-from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution
+from gmtl_rl.envs.task import MAX_SEED, MAX_TASKS, FamilyOptions, Task, TaskDistribution
 
 # The layout of the option-critic code (jeanharb/option_critic, fourrooms/fourrooms.py):
 # 13x13 with the outer wall, 104 free cells including the 4 hallways.
@@ -139,7 +139,7 @@ class FourRoomsOptions(FamilyOptions):
     goal_switch_episode: int = Field(
         1000, ge=0, description="episode after which the goal moves (informational, HRL loop)"
     )
-    split_seed: int = Field(0, description="seed of the order of the test goals")
+    split_seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of the order of the test goals")
 
 
 @register_family
@@ -210,10 +210,10 @@ class SeededLayout(gym.Wrapper[Any, Any, Any, Any]):
 
 
 class MiniGridFourRoomsOptions(FamilyOptions):
-    n_train: int = Field(80, ge=1, description="train layout seeds")
-    n_test: int = Field(20, ge=1, description="held-out test layout seeds")
+    n_train: int = Field(80, ge=1, le=MAX_TASKS, description="train layout seeds")
+    n_test: int = Field(20, ge=1, le=MAX_TASKS, description="held-out test layout seeds")
     horizon: int = Field(100, ge=1, description="MiniGrid max_steps (truncation)")
-    split_seed: int = Field(0, description="seed that draws the layout seeds")
+    split_seed: int = Field(0, ge=0, le=MAX_SEED, description="seed that draws the layout seeds")
 
 
 @register_family

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from gmtl_rl.envs.registry import register_family
-from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution, find_layer
+from gmtl_rl.envs.task import MAX_SEED, FamilyOptions, Task, TaskDistribution, find_layer
 from gmtl_rl.errors import ConfigError, unknown_name
 
 if TYPE_CHECKING:
@@ -47,7 +47,12 @@ def benchmark(kind: str, task_name: str | None, seed: int) -> Benchmark:
 
 
 class MetaWorldOptions(FamilyOptions):
-    seed: int = Field(0, description="benchmark seed: fixes the goal variations of every class")
+    seed: int = Field(
+        0,
+        ge=0,
+        le=MAX_SEED - 1,
+        description="benchmark seed: fixes the goal variations of every class",
+    )
     reward_version: Literal["v1", "v2"] = Field(
         "v2", description="Meta-World reward function (env kwarg); record it with every result"
     )

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from gmtl_rl.envs.plugin import ExpUniform, GymFamily, GymOptions, ParameterSpec
 from gmtl_rl.envs.registry import register_family
-from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution, find_layer
+from gmtl_rl.envs.task import MAX_SEED, MAX_TASKS, FamilyOptions, Task, TaskDistribution, find_layer
 from gmtl_rl.errors import ConfigError
 
 HORIZON = 200  # oyster configs: max_path_length 200 for every MuJoCo family
@@ -82,9 +82,11 @@ class PearlOptions(FamilyOptions):
 
 
 class SampledOptions(PearlOptions):
-    n_train: int = Field(100, ge=1, description="train tasks")
-    n_test: int = Field(30, ge=1, description="held-out test tasks")
-    split_seed: int = Field(0, description="seed of the task split; independent of the run seed")
+    n_train: int = Field(100, ge=1, le=MAX_TASKS, description="train tasks")
+    n_test: int = Field(30, ge=1, le=MAX_TASKS, description="held-out test tasks")
+    split_seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="seed of the task split; independent of the run seed"
+    )
 
 
 class _PearlFamily(TaskDistribution):
@@ -162,8 +164,10 @@ class CheetahDir(_PearlFamily):
 
 
 class AntDirOptions(SampledOptions):
-    n_train: int = Field(2, ge=1, description="train tasks (forward_back: exactly 2)")
-    n_test: int = Field(2, ge=1, description="test tasks (forward_back: the 2 train tasks)")
+    n_train: int = Field(2, ge=1, le=MAX_TASKS, description="train tasks (forward_back: exactly 2)")
+    n_test: int = Field(
+        2, ge=1, le=MAX_TASKS, description="test tasks (forward_back: the 2 train tasks)"
+    )
     directions: Literal["forward_back", "random"] = Field(
         "forward_back",
         description="θ ∈ {0, π} (ProMP, oyster forward_backward) or θ ~ U[0, 2π) (oyster random)",
@@ -209,7 +213,9 @@ class AntDir(_PearlFamily):
 
 
 class AntGoalOptions(SampledOptions):
-    n_train: int = Field(150, ge=1, description="train goals (oyster config; paper: 100)")
+    n_train: int = Field(
+        150, ge=1, le=MAX_TASKS, description="train goals (oyster config; paper: 100)"
+    )
     radius: float = Field(3.0, gt=0, description="goals uniform in a disk of this radius")
 
 
@@ -282,8 +288,8 @@ class HumanoidDir(_PearlFamily):
 
 
 class ParamsOptions(SampledOptions):
-    n_train: int = Field(40, ge=1, description="train physics")
-    n_test: int = Field(10, ge=1, description="held-out test physics")
+    n_train: int = Field(40, ge=1, le=MAX_TASKS, description="train physics")
+    n_test: int = Field(10, ge=1, le=MAX_TASKS, description="held-out test physics")
     log_scale_limit: float = Field(
         3.0, ge=0, description="scales are base^U[-limit, limit] (rand_param_envs: 3)"
     )

@@ -16,7 +16,7 @@ from gymnasium.envs.registration import EnvSpec
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gmtl_rl.envs.registry import register_family
-from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution, find_layer
+from gmtl_rl.envs.task import MAX_SEED, MAX_TASKS, FamilyOptions, Task, TaskDistribution, find_layer
 from gmtl_rl.errors import ConfigError
 
 RewardFn = Callable[[Any, Any, Any, float, dict[str, Any], Task], float]
@@ -131,9 +131,11 @@ class GymOptions(FamilyOptions):
     parameters: list[ParameterSpec] = Field(default_factory=list, description="task parameters")
     # Called after every step as fn(obs, action, next_obs, reward, info, task) -> float.
     reward: str | None = Field(None, description="module:function reward override")
-    n_train: int = Field(40, ge=1, description="train tasks")
-    n_test: int = Field(10, ge=1, description="held-out test tasks")
-    split_seed: int = Field(0, description="seed of the task draws; independent of the run seed")
+    n_train: int = Field(40, ge=1, le=MAX_TASKS, description="train tasks")
+    n_test: int = Field(10, ge=1, le=MAX_TASKS, description="held-out test tasks")
+    split_seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="seed of the task draws; independent of the run seed"
+    )
 
 
 class _TargetError(ValueError):

@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from gmtl_rl.envs.registry import register_family
-from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution
+from gmtl_rl.envs.task import MAX_SEED, MAX_TASKS, FamilyOptions, Task, TaskDistribution
 
 MAX_STEP = 0.1  # action bound per axis: s' = s + clip(a, -0.1, 0.1)
 
@@ -135,10 +135,12 @@ class GoalPointRobotEnv(PointRobotEnv):
 
 
 class PointRobotOptions(FamilyOptions):
-    n_train: int = Field(80, ge=1, description="train goals")
-    n_test: int = Field(20, ge=1, description="held-out test goals")
+    n_train: int = Field(80, ge=1, le=MAX_TASKS, description="train goals")
+    n_test: int = Field(20, ge=1, le=MAX_TASKS, description="held-out test goals")
     horizon: int = Field(20, ge=1, description="episode length (truncation)")
-    split_seed: int = Field(0, description="seed of the goal split; independent of the run seed")
+    split_seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="seed of the goal split; independent of the run seed"
+    )
     observe_goal: bool = Field(
         False, description="Dict observation with the goal (goal-conditioned) vs hidden (meta-RL)"
     )
@@ -248,6 +250,10 @@ class SparsePointRobot(_PointFamily):
 
     def _task_params(self, split: str) -> dict[str, Any]:
         return {"reward": self.options.reward if split == "train" else self.options.test_reward}
+
+    @property
+    def defines_sparse_reward(self) -> bool:
+        return True
 
     def sparse_reward(self, dense: np.ndarray) -> np.ndarray:
         """The sparse reward of a dense one (oyster's sparsify_rewards, plus its +1 inside

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from gmtl_rl.envs.task import TaskDistribution
-from gmtl_rl.errors import ConfigError, unknown_name
+from gmtl_rl.errors import ConfigError, format_validation_error, unknown_name
 
 _FAMILIES: dict[str, type[TaskDistribution]] = {}
 _ENTRY_POINTS_LOADED = False
@@ -51,27 +51,6 @@ def family(name: str, where: str = "env.name") -> type[TaskDistribution]:
     if name not in known:
         raise unknown_name("env family", name, known, where)
     return known[name]
-
-
-def format_validation_error(err: ValidationError, prefix: str) -> str:
-    """One clause per problem, each with the full key path (`env.parameters[0].path`)."""
-    lines = []
-    for e in err.errors():
-        path = prefix
-        for part in e["loc"]:
-            if isinstance(part, int):
-                path = f"{path}[{part}]"
-            elif _plain_key(str(part)):
-                path = f"{path}.{part}".lstrip(".")
-            else:  # a key with spaces, dots or control characters: quoted, on one line
-                path = f"{path}[{str(part)!r}]"
-        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
-        lines.append(f"{path or '<config>'}: {' '.join(str(msg).split())}")
-    return "; ".join(lines)
-
-
-def _plain_key(key: str) -> bool:
-    return bool(key) and key.isprintable() and not any(c in key for c in " .[]'\"")
 
 
 def make(name: str, /, **options: Any) -> TaskDistribution:

@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import Field
 
 from gmtl_rl.envs.registry import register_family
-from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution, find_layer
+from gmtl_rl.envs.task import MAX_SEED, MAX_TASKS, FamilyOptions, Task, TaskDistribution, find_layer
 from gmtl_rl.errors import ConfigError
 
 # gymnasium_robotics 1.4.2 prints a farama_notifications note about Adroit rewards to stderr at
@@ -113,9 +113,11 @@ class GoalCellWrapper(_GoalTaskWrapper):
 
 
 class _SplitOptions(FamilyOptions):
-    n_train: int = Field(50, ge=1, description="train goals")
-    n_test: int = Field(20, ge=1, description="held-out test goals")
-    split_seed: int = Field(0, description="seed of the goal split; independent of the run seed")
+    n_train: int = Field(50, ge=1, le=MAX_TASKS, description="train goals")
+    n_test: int = Field(20, ge=1, le=MAX_TASKS, description="held-out test goals")
+    split_seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="seed of the goal split; independent of the run seed"
+    )
     reward_type: Literal["sparse", "dense"] = Field(
         "sparse", description="the env's reward_type: sparse (its default) or dense"
     )

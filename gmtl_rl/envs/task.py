@@ -83,6 +83,15 @@ def tasks_from_json(text: str) -> dict[str, list[Task]]:
     return {name: [Task.from_json(t) for t in tasks] for name, tasks in data.items()}
 
 
+# Bounds shared by every family's options (and the run seed in gmtl_rl.config).
+# MAX_TASKS: a split is built in the config process and every task is saved in tasks.json
+# (100k point-robot goals: ~2 s and ~20 MB); far more (n_train=1e9) exhausts memory first.
+MAX_TASKS = 100_000
+# MAX_SEED: numpy's legacy seeding (np.random.seed, which Meta-World and SB3 use), and the
+# adaptation summary's int64 (seed, task) strata, accept 0..2**32-1; SeedSequence any n >= 0.
+MAX_SEED = 2**32 - 1
+
+
 class FamilyOptions(BaseModel):
     """Options every family accepts; families subclass this with their own fields."""
 
@@ -130,6 +139,23 @@ class TaskDistribution(ABC):
     def horizon(self) -> int | None:
         """Episode length limit, where the family fixes one."""
         return None
+
+    # -- abilities a training loop may use (declared here, never probed) ---------------------
+    @property
+    def goal_switch_episode(self) -> int | None:
+        """Training moves from the first train task to the first test task after this many
+        episodes (Four Rooms, Bacon et al. 2017, Sec. 5.1); None: the family has no switch."""
+        return None
+
+    @property
+    def defines_sparse_reward(self) -> bool:
+        """Whether `sparse_reward` exists (sparse-point-robot: PEARL's context reward)."""
+        return False
+
+    def sparse_reward(self, dense: np.ndarray) -> np.ndarray:
+        """The family's sparse reward of a dense one, for families that meta-train on dense
+        reward and are meta-tested on sparse reward."""
+        raise NotImplementedError(f"task family {self.name!r} defines no sparse reward")
 
     def tasks(self, split: str) -> list[Task]:
         if split == "train":

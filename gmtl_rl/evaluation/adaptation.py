@@ -21,11 +21,13 @@ import torch
 
 from gmtl_rl.core.policy import Policy
 from gmtl_rl.core.records import EpisodeRecord
-from gmtl_rl.core.rollout import FixedTaskSchedule, RolloutSampler
+from gmtl_rl.core.rollout import RolloutSampler
+from gmtl_rl.core.schedules import FixedTaskSchedule
 from gmtl_rl.envs.task import Task, TaskDistribution
 from gmtl_rl.evaluation.plots import plot_adaptation
-from gmtl_rl.evaluation.stats import CurvePoint, curve_from_json, summarize_curve
+from gmtl_rl.evaluation.stats import CurvePoint, summarize_curve
 from gmtl_rl.progress import progress_bar
+from gmtl_rl.run_dir import ADAPTATION_CSV, ADAPTATION_PNG, SUMMARY_JSON
 
 CSV_COLUMNS = [
     "run",
@@ -133,7 +135,9 @@ def summarize(
     that would give a zero-width interval, so tasks are then resampled as one pool instead.
     """
     episode = np.array([r.episode for r in rows])
-    strata = np.array([r.seed * 1_000_003 + r.task for r in rows])
+    # One id per (seed, task), in (seed, task) order; no arithmetic key that could overflow.
+    pairs = np.array([(r.seed, r.task) for r in rows], dtype=np.int64).reshape(-1, 2)
+    strata = np.unique(pairs, axis=0, return_inverse=True)[1].reshape(-1)
     returns = np.array([r.episode_return for r in rows], dtype=np.float64)
     cells, cell_of, per_stratum = np.unique(
         np.stack([episode, strata]), axis=1, return_inverse=True, return_counts=True
@@ -221,7 +225,7 @@ def write_report(
 ) -> CurveSummary:
     """`adaptation.csv`, `summary.json` and `adaptation.png` in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, out_dir / "adaptation.csv")
+    write_csv(rows, out_dir / ADAPTATION_CSV)
     summary = summarize(rows, confidence, resamples)
     doc = {
         **meta,
@@ -234,7 +238,7 @@ def write_report(
         "length": [p.to_json() for p in summary.length or []],
         "per_task": per_task_table(rows),
     }
-    (out_dir / "summary.json").write_text(json.dumps(doc, indent=2))
+    (out_dir / SUMMARY_JSON).write_text(json.dumps(doc, indent=2))
     label = str(meta.get("label", meta.get("run", "run")))
     # Episode length gets its own panel where it carries the result: episodes that end at
     # the goal (Four Rooms: the return is always 1, the steps show the learning).
@@ -242,14 +246,8 @@ def write_report(
     plot_adaptation(
         {label: summary.episode_return},
         {label: summary.success},
-        out_dir / "adaptation.png",
+        out_dir / ADAPTATION_PNG,
         title=str(meta.get("title", "")),
         curves_length={label: summary.length} if summary.length and lengths_vary else None,
     )
     return summary
-
-
-def read_summary(path: Path) -> CurveSummary:
-    doc = json.loads(path.read_text())
-    length = curve_from_json(doc["length"]) if doc.get("length") else None
-    return CurveSummary(curve_from_json(doc["return"]), curve_from_json(doc["success"]), length)

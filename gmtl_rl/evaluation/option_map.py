@@ -14,8 +14,10 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
 from gmtl_rl import checkpoint
+from gmtl_rl.config import parse_config, read_yaml
 from gmtl_rl.envs.four_rooms import CELLS, DIRECTIONS, WALLS
 from gmtl_rl.errors import UsageError
+from gmtl_rl.run_dir import RunDir
 
 _COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C"]
 
@@ -37,10 +39,9 @@ def option_tables(state: dict, temperature: float) -> tuple[np.ndarray, np.ndarr
 def plot_option_map(
     run_dir: str | Path, out_path: str | Path, threshold: float | None = None
 ) -> Path:
-    from gmtl_rl.runner import load_run_config
-
-    run = Path(run_dir)
-    config = load_run_config(run)
+    run = RunDir(run_dir)
+    run.require_run()
+    config = parse_config(read_yaml(run.config))
     if config.env.name != "four-rooms" or config.agent.name not in (
         "option_critic",
         "actor_critic",
@@ -49,14 +50,17 @@ def plot_option_map(
             f"{run}: the option picture needs an option_critic run on four-rooms "
             f"(this one is {config.agent.name} on {config.env.name})"
         )
-    state = checkpoint.load_latest(run / "checkpoints").state["agent"]
+    found = run.checkpoint_dirs()
+    if not found:
+        raise UsageError(f"{run}: no complete checkpoint in {run.checkpoints} to draw options from")
+    state = checkpoint.load(found[-1]).state["agent"]
     temperature = float(getattr(config.agent, "temperature", 1.0))
     best, action, beta = option_tables(state, temperature)
     n_options = beta.shape[0]
     chosen_beta = beta[best, np.arange(len(best))]
     if threshold is None:
         threshold = float(np.quantile(chosen_beta, 0.85))
-    with open(run / "episodes.csv") as f:
+    with open(run.episodes) as f:
         last = f.read().strip().splitlines()[-1].split(",")
     switched = last[3] == "1"
     dist = config.env.build()

@@ -1,1 +1,1 @@
-"""Training loops, one per agent family, and what they share."""
+"""Training loops, one per agent family, each a `base.TrainingRun`: the one run lifecycle."""

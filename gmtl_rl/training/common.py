@@ -1,5 +1,5 @@
-"""What every training loop shares: seeds, counters, the run directory, the metrics log,
-signal handling and numeric checks. Each agent family's loop lives beside this file."""
+"""The pieces of the run lifecycle (`base.py`): seeds, counters, the metrics log, signal
+handling, numeric checks and the final evaluation's files."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -22,12 +20,10 @@ import torch
 
 from gmtl_rl import checkpoint
 from gmtl_rl.config import RunConfig
-from gmtl_rl.core.records import EnvSpec
-from gmtl_rl.core.rollout import RolloutSampler, TaskSchedule
-from gmtl_rl.envs.task import Task, TaskDistribution
-from gmtl_rl.errors import ConfigError, UsageError
+from gmtl_rl.errors import ConfigError
 from gmtl_rl.evaluation.adaptation import AdaptationRow, write_report
 from gmtl_rl.evaluation.training import read_eval_points, write_training_plot
+from gmtl_rl.run_dir import RunDir
 
 
 class Interrupted(Exception):
@@ -63,26 +59,6 @@ class Seeds:
         return cls(*(int(s) for s in streams))
 
 
-# -- run directory --------------------------------------------------------------------------
-def new_run_dir(config: RunConfig, run_dir: str | Path | None) -> Path:
-    """Where a new run goes; an existing non-empty directory is refused (never overwritten)."""
-    if run_dir is None:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = Path(config.runs_dir) / config.experiment / f"{stamp}-s{config.seed}"
-        n = 1
-        while path.exists():
-            n += 1
-            path = Path(config.runs_dir) / config.experiment / f"{stamp}-s{config.seed}-{n}"
-    else:
-        path = Path(run_dir)
-        if path.exists() and any(path.iterdir()):
-            raise UsageError(
-                f"run directory {path} already exists and is not empty; "
-                f"continue it with `gmtl resume {path}` or choose another"
-            )
-    return path
-
-
 def versions() -> dict[str, Any]:
     return {
         "python": sys.version.split()[0],
@@ -96,13 +72,13 @@ class MetricsLog:
 
     def __init__(
         self,
-        run_dir: Path,
+        run_dir: RunDir,
         columns: Sequence[str],
         tensorboard: bool,
         keep_rows: int | None,
         step: int = 0,
     ):
-        self.path = run_dir / "metrics.csv"
+        self.path = run_dir.metrics
         self.columns = list(columns)
         if keep_rows is not None and self.path.exists():
             # Resume: drop rows logged after the checkpoint, so the log matches the state.
@@ -123,7 +99,7 @@ class MetricsLog:
 
             # On resume, drop events logged after the checkpoint (purge_step), as for the CSV.
             self.tb = SummaryWriter(
-                str(run_dir / "tb"), purge_step=step if keep_rows is not None else None
+                str(run_dir.tensorboard), purge_step=step if keep_rows is not None else None
             )
 
     def write(self, step: int, values: dict[str, float]) -> None:
@@ -133,7 +109,7 @@ class MetricsLog:
         self.rows += 1
         if self.tb is not None:
             for key, value in values.items():
-                if isinstance(value, int | float) and np.isfinite(value):
+                if key in self.columns and isinstance(value, int | float) and np.isfinite(value):
                     self.tb.add_scalar(key, value, step)
 
     def close(self) -> None:
@@ -142,7 +118,7 @@ class MetricsLog:
             self.tb.close()
 
 
-def eval_meta(config: RunConfig, run_dir: Path, step: int) -> dict[str, Any]:
+def eval_meta(config: RunConfig, run_dir: RunDir, step: int) -> dict[str, Any]:
     return {
         "run": run_dir.name,
         "label": f"{config.experiment} (seed {config.seed})",
@@ -157,50 +133,19 @@ def eval_meta(config: RunConfig, run_dir: Path, step: int) -> dict[str, Any]:
     }
 
 
-# -- the sampler of a run ---------------------------------------------------------------------
-def make_sampler(
-    config: RunConfig,
-    distribution: TaskDistribution,
-    tasks: Sequence[Task],
-    schedule: TaskSchedule,
-    seed: int,
-    episodes_per_trial: int = 1,
-) -> RolloutSampler:
-    """The run's sampler as its `sampler:` section says (envs, autoreset, backend, workers)."""
-    s = config.sampler
-    return RolloutSampler(
-        distribution,
-        tasks,
-        s.n_envs,
-        schedule,
-        seed=seed,
-        episodes_per_trial=episodes_per_trial,
-        autoreset_mode=s.autoreset_mode,
-        backend=s.backend,
-        worker_timeout_s=s.worker_timeout_s,
-        max_restarts=s.max_restarts,
-    )
-
-
-def env_spec(sampler: RolloutSampler, distribution: TaskDistribution) -> EnvSpec:
-    """What an agent is built for: the sampler's spaces and the family's task classes."""
-    return EnvSpec(
-        sampler.single_observation_space,
-        sampler.single_action_space,
-        distribution.num_task_classes,
-    )
-
-
 # -- helpers --------------------------------------------------------------------------------
-def non_finite_tensors(tree: Any, path: str = "agent") -> list[str]:
-    """Paths of floating tensors in a state tree that hold NaN or inf."""
+def non_finite(tree: Any, path: str) -> list[str]:
+    """Paths of floating tensors or arrays in a state tree that hold NaN or inf."""
     if isinstance(tree, torch.Tensor):
         bad = tree.is_floating_point() and not bool(torch.isfinite(tree).all())
         return [path] if bad else []
+    if isinstance(tree, np.ndarray):
+        bad = np.issubdtype(tree.dtype, np.floating) and not bool(np.isfinite(tree).all())
+        return [path] if bad else []
     if isinstance(tree, dict):
-        return [p for k, v in tree.items() for p in non_finite_tensors(v, f"{path}.{k}")]
+        return [p for k, v in tree.items() for p in non_finite(v, f"{path}.{k}")]
     if isinstance(tree, list | tuple):
-        return [p for i, v in enumerate(tree) for p in non_finite_tensors(v, f"{path}[{i}]")]
+        return [p for i, v in enumerate(tree) for p in non_finite(v, f"{path}[{i}]")]
     return []
 
 
@@ -262,7 +207,7 @@ def eval_metrics(rows: Sequence[AdaptationRow], episodes: int) -> dict[str, floa
 
 def write_final_eval(
     config: RunConfig,
-    run_dir: Path,
+    run_dir: RunDir,
     step: int,
     rows: Sequence[AdaptationRow],
     training_plot: bool = True,
@@ -271,12 +216,12 @@ def write_final_eval(
     metrics.csv, the training curve."""
     cfg = config.eval
     meta = eval_meta(config, run_dir, step)
-    write_report(rows, run_dir / "eval", meta, cfg.confidence, cfg.bootstrap_resamples)
-    points = read_eval_points(run_dir / "metrics.csv", config.seed) if training_plot else []
+    write_report(rows, run_dir.eval, meta, cfg.confidence, cfg.bootstrap_resamples)
+    points = read_eval_points(run_dir.metrics, config.seed) if training_plot else []
     if points:
         write_training_plot(
             {meta["label"]: points},
-            run_dir / "eval" / "training.png",
+            run_dir.training_plot,
             title=f"{config.experiment}: {cfg.split}-task return at k={cfg.episodes}",
             resamples=cfg.bootstrap_resamples,
         )

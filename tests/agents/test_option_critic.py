@@ -119,8 +119,8 @@ def test_online_run_split_by_a_checkpoint_matches_the_straight_run(tmp_path):
     from gmtl_rl.cli import main
 
     assert main(["resume", str(split), "total_episodes=60"]) == 0
-    a = checkpoint.load_latest(straight / "checkpoints").state["agent"]
-    b = checkpoint.load_latest(split / "checkpoints").state["agent"]
+    a = checkpoint.load_latest(straight / "checkpoints").state["loop"]["agent"]
+    b = checkpoint.load_latest(split / "checkpoints").state["loop"]["agent"]
     for key in ("theta", "vartheta", "q_u"):
         np.testing.assert_array_equal(a[key], b[key])
     np.testing.assert_array_equal(_lengths(straight), _lengths(split))

@@ -123,9 +123,9 @@ def test_a_tasks_context_is_its_latest_prior_collection_only(tmp_path):
     try:
         for task in range(4):
             run._collect_task(task, initial=True)
-        first = run.replay.batch(run._context_rows(2))
+        first = run.replay.batch(run.contexts.rows(2))
         run._collect_task(2, initial=False)
-        rows = run._context_rows(2)
+        rows = run.contexts.rows(2)
         cfg = run.agent_config
         assert len(rows) == cfg.steps_prior  # whole episodes: 20 = one episode of 20 steps
         ids = run.replay.columns["episode_id"]
@@ -184,14 +184,14 @@ def test_a_run_stopped_between_updates_resumes_exactly(tmp_path):
     straight = _run(tmp_path / "straight", "total_steps=240", "agent.updates_per_iteration=6")
     straight.train()
     stopped = _run(tmp_path / "stopped", "total_steps=240", "agent.updates_per_iteration=6")
-    original = stopped._update
+    original = stopped.record_update
 
-    def update_then_signal() -> None:
-        original()
+    def update_then_signal(metrics, batch=None) -> None:
+        original(metrics, batch)
         if stopped.counters.updates == 8:  # iteration 2, update 2 of 6
             stopped._stop_signal = 15
 
-    stopped._update = update_then_signal  # type: ignore[method-assign]
+    stopped.record_update = update_then_signal  # type: ignore[method-assign]
     with pytest.raises(Exception, match="SIGTERM"):
         stopped.train()
     ckpt = checkpoint.load_latest(tmp_path / "stopped" / "checkpoints")
@@ -222,10 +222,13 @@ def test_tasks_whose_data_left_the_replay_are_not_drawn_for_a_meta_batch(tmp_pat
     try:
         for task in range(4):
             run._collect_task(task, initial=True)  # 4 × 20 rows into 60: task 0 is gone
-        assert not run._has_data(0) and run._has_data(3)
+        assert not run.contexts.has_data(0) and run.contexts.has_data(3)
         for _ in range(20):
-            assert all(run._has_data(int(t)) for t in run._meta_batch_tasks())
-        run._update()  # and the update runs on what is there
+            assert all(
+                run.contexts.has_data(int(t))
+                for t in run.contexts.draw_tasks(run.agent_config.meta_batch)
+            )
+        run.agent.update(run._meta_batch())  # and the update runs on what is there
     finally:
         run.close()
 

@@ -20,7 +20,8 @@ from gmtl_rl.agents.registry import parse_agent_config
 from gmtl_rl.agents.rl2 import RL2, RL2Config, build_rl2
 from gmtl_rl.cli import main
 from gmtl_rl.core.records import EnvSpec, StepBatch
-from gmtl_rl.core.rollout import RolloutSampler, UniformTaskSchedule
+from gmtl_rl.core.rollout import RolloutSampler
+from gmtl_rl.core.schedules import UniformTaskSchedule
 from gmtl_rl.core.trials import ActRecord, TrialBuffer, trial_gae
 from gmtl_rl.errors import ConfigError
 
@@ -250,7 +251,7 @@ def test_split_run_resumed_in_a_new_process_matches_the_straight_run_bit_for_bit
     # 230 env steps: mid-trial and mid-collection (an update every 160 steps on point-robot).
     split = tmp_path / "split"
     assert main(["train", config, *common, "total_steps=230", "--run-dir", str(split)]) == 0
-    held = checkpoint.load_latest(split / "checkpoints").state["buffer"]["steps"]["valid"]
+    held = checkpoint.load_latest(split / "checkpoints").state["loop"]["buffer"]["steps"]["valid"]
     assert len(held) > 0  # the checkpoint holds trials in flight
     done = subprocess.run(
         [sys.executable, "-m", "gmtl_rl.cli", "resume", str(split), "total_steps=320"],

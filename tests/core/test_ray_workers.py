@@ -17,7 +17,8 @@ import pytest
 from gmtl_rl import cli
 from gmtl_rl.config import load_config
 from gmtl_rl.core.policy import StatelessPolicy
-from gmtl_rl.core.rollout import RolloutSampler, UniformTaskSchedule
+from gmtl_rl.core.rollout import RolloutSampler
+from gmtl_rl.core.schedules import UniformTaskSchedule
 from gmtl_rl.envs import make
 from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution
 from gmtl_rl.errors import ConfigError, EnvWorkerFailure

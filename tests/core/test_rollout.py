@@ -11,7 +11,8 @@ import pytest
 
 from gmtl_rl.core.policy import StatelessPolicy
 from gmtl_rl.core.records import StepBatch
-from gmtl_rl.core.rollout import FixedTaskSchedule, RolloutSampler, UniformTaskSchedule
+from gmtl_rl.core.rollout import RolloutSampler
+from gmtl_rl.core.schedules import FixedTaskSchedule, UniformTaskSchedule
 from gmtl_rl.envs import make
 from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution
 

@@ -14,7 +14,8 @@ import pytest
 
 from gmtl_rl.core.policy import StatelessPolicy
 from gmtl_rl.core.replay import ReplayStorage
-from gmtl_rl.core.rollout import RolloutSampler, UniformTaskSchedule
+from gmtl_rl.core.rollout import RolloutSampler
+from gmtl_rl.core.schedules import UniformTaskSchedule
 from gmtl_rl.envs import make
 from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution
 from gmtl_rl.errors import EnvWorkerFailure

@@ -10,7 +10,8 @@ import pytest
 
 from gmtl_rl.core.policy import StatelessPolicy
 from gmtl_rl.core.replay import ReplayStorage
-from gmtl_rl.core.rollout import RolloutSampler, UniformTaskSchedule
+from gmtl_rl.core.rollout import RolloutSampler
+from gmtl_rl.core.schedules import UniformTaskSchedule
 from gmtl_rl.envs.numerical_guard import NumericalGuard
 from gmtl_rl.envs.task import FamilyOptions, Task, TaskDistribution
 

@@ -1,0 +1,473 @@
+"""The run lifecycle every training loop shares.
+
+A family's loop subclasses `TrainingRun` and writes only what is its own: `build` (its
+sampler, agent and stores), `run_loop` (one pass of its algorithm until the budget is spent,
+calling `advance`, `periodic` and `stop_if_signalled` at its safe points) and, where it keeps
+more than the shared state, `loop_state` / `load_loop_state`. Everything else is here:
+
+- construction that releases envs and workers when any part of it fails;
+- `train()`: signals, the progress bar, the log / evaluate / checkpoint schedule on env steps,
+  interrupt -> checkpoint -> `Interrupted`, the final evaluation and the final checkpoint;
+- the checkpoint state every loop shares (counters, RNGs, sampler, metrics-log position)
+  and its numerical checks (losses, metrics and agent state, the same in every loop);
+- the adaptation rows of the evaluator, in the agent's evaluation mode.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from gmtl_rl import checkpoint
+from gmtl_rl.agents.registry import agent_spec
+from gmtl_rl.config import RunConfig
+from gmtl_rl.core.policy import Policy
+from gmtl_rl.core.records import EnvSpec
+from gmtl_rl.core.rollout import RolloutSampler
+from gmtl_rl.core.schedules import TaskSchedule
+from gmtl_rl.envs.task import Task, TaskDistribution
+from gmtl_rl.errors import CheckpointError, NumericalFault
+from gmtl_rl.evaluation.adaptation import AdaptationRow, run_adaptation
+from gmtl_rl.progress import progress_bar
+from gmtl_rl.run_dir import RunDir
+from gmtl_rl.training.common import (
+    Counters,
+    Interrupted,
+    MetricsLog,
+    Seeds,
+    eval_metrics,
+    install_signal_handlers,
+    next_multiple,
+    non_finite,
+    resolve_device,
+    restore_signal_handlers,
+    seed_everything,
+    write_final_eval,
+)
+
+# Columns every loop's metrics.csv starts with, and the columns of a scheduled evaluation.
+STEP_COLUMNS = ["step", "time_s", "steps_per_s", "episodes"]
+EVAL_COLUMNS = ["eval_return_first", "eval_return_last", "eval_success_last"]
+# What a checkpoint of another run or another version raises while being applied.
+STATE_MISMATCH = (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError)
+
+
+class TrainingRun(ABC):
+    """One run of one agent family: built from config, trained, checkpointed, evaluated.
+
+    `for_evaluation=True` builds only what evaluating a checkpoint needs (the agent, no
+    training sampler, no replay), for `gmtl eval`.
+    """
+
+    # The family's metrics.csv columns (STEP_COLUMNS first, EVAL_COLUMNS last if it logs them).
+    columns: list[str]
+    # Whether evaluations are scheduled during training and logged (metrics.csv rows, the
+    # training plot); a loop whose adaptation curve is its own training (online) says no.
+    logs_evaluations: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: RunDir | Path,
+        distribution: TaskDistribution,
+        for_evaluation: bool = False,
+    ) -> None:
+        self.config = config
+        self.run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+        self.distribution = distribution
+        self.for_evaluation = for_evaluation
+        self.seeds = Seeds.from_seed(config.seed)
+        seed_everything(config.seed, self.seeds)
+        self.device = resolve_device(config.device)
+        self.counters = Counters()
+        self.finished = False
+        self.sampler: RolloutSampler | None = None
+        self.generators: dict[str, np.random.Generator] = {}  # saved with every checkpoint
+        self.log: MetricsLog | None = None
+        self.checkpoint_used: checkpoint.Checkpoint | None = None
+        self._closers: list[Any] = []
+        self._resumed_rows: int | None = None
+        self.resumed = False  # train() continues a loaded checkpoint
+        self._stop_signal: int | None = None
+        self._episode_window: list[Any] = []  # finished episodes since the last metrics row
+        self._update_sums: dict[str, float] = {}
+        self._update_count = 0
+        self._advance: Any = None
+        self._start_wall = time.perf_counter()
+        self._last_log = (0, self._start_wall)
+        try:  # a config the agent rejects must not leave env workers behind
+            self.build()
+        except BaseException:
+            self.close()
+            raise
+        self._reset_schedule()
+
+    # -- what a family writes ------------------------------------------------------------------
+    @abstractmethod
+    def build(self) -> None:
+        """Make the sampler (unless `for_evaluation`), the agent and the family's stores."""
+
+    @abstractmethod
+    def run_loop(self) -> None:
+        """Train until the budget is spent (the final evaluation and checkpoint follow)."""
+
+    def loop_state(self) -> dict[str, Any]:
+        """The family's own checkpoint extras (JSON and numpy arrays)."""
+        return {}
+
+    def load_loop_state(self, state: dict[str, Any]) -> None:
+        del state
+
+    def agent_tensors(self) -> dict[str, Any]:
+        """The agent's state for the checkpoint's torch file."""
+        return {"agent": self.agent.state_dict()}
+
+    def load_agent_tensors(self, tree: dict[str, Any]) -> None:
+        self.agent.load_state_dict(tree["agent"])
+
+    @contextmanager
+    def evaluation_policy(self) -> Iterator[Policy]:
+        """The agent as the evaluator runs it; training is unchanged by what happens inside."""
+        with self.agent.evaluating():
+            yield self.agent
+
+    def replay_store(self) -> Any | None:
+        """What to save as `replay.npz` (anything with save/load), if the family has one."""
+        return None
+
+    def sampler_state(self) -> dict[str, Any]:
+        assert self.sampler is not None
+        return self.sampler.state_dict()
+
+    def load_sampler_state(self, state: dict[str, Any]) -> None:
+        assert self.sampler is not None
+        self.sampler.load_state_dict(state)
+
+    def training_metrics(self) -> dict[str, float]:
+        """Metrics of the finished episodes since the last row (the window is then emptied)."""
+        eps, self._episode_window = self._episode_window, []
+        if not eps:
+            return {}
+        return {
+            "train_return": float(np.mean([e.episode_return for e in eps])),
+            "train_success": float(np.mean([e.success for e in eps])),
+            "train_length": float(np.mean([e.length for e in eps])),
+        }
+
+    def update_means(self) -> dict[str, float]:
+        """Means of the update metrics since the last row."""
+        if not self._update_count:
+            return {}
+        means = {key: total / self._update_count for key, total in self._update_sums.items()}
+        self._update_sums, self._update_count = {}, 0
+        return means
+
+    def flush(self) -> None:  # noqa: B027 (a hook: most loops keep no files of their own)
+        """Files of the family's own to flush before a metrics row or a checkpoint."""
+
+    @property
+    def progress_total(self) -> int:
+        return self.config.total_steps
+
+    def progress_count(self) -> int:
+        return self.counters.env_steps
+
+    # -- building blocks for `build` ----------------------------------------------------------
+    def make_sampler(
+        self, tasks: Sequence[Task], schedule: TaskSchedule, episodes_per_trial: int = 1
+    ) -> RolloutSampler:
+        """The run's sampler as its `sampler:` section says; closed with the run."""
+        s = self.config.sampler
+        sampler = RolloutSampler(
+            self.distribution,
+            tasks,
+            s.n_envs,
+            schedule,
+            seed=self.seeds.envs,
+            episodes_per_trial=episodes_per_trial,
+            autoreset_mode=s.autoreset_mode,
+            backend=s.backend,
+            worker_timeout_s=s.worker_timeout_s,
+            max_restarts=s.max_restarts,
+        )
+        self.own(sampler)
+        self.sampler = sampler
+        return sampler
+
+    def env_spec(self) -> EnvSpec:
+        """What the agent is built for: the sampler's spaces (or, when evaluating, one env's)
+        and the family's task classes."""
+        if self.sampler is not None:
+            obs_space = self.sampler.single_observation_space
+            action_space = self.sampler.single_action_space
+        else:
+            probe = self.distribution.make_env(self.distribution.train_tasks()[0])
+            obs_space, action_space = probe.observation_space, probe.action_space
+            probe.close()
+        return EnvSpec(obs_space, action_space, self.distribution.num_task_classes)
+
+    def build_agent(self, env: EnvSpec) -> Any:
+        """The config's agent, through the one build signature of the agent registry."""
+        spec = agent_spec(self.config.agent.name)
+        self.agent = spec.build(self.config.agent, env, self.seeds.torch, self.device)
+        return self.agent
+
+    def own(self, resource: Any) -> Any:
+        """Close `resource` (anything with `close()`) when the run closes."""
+        self._closers.append(resource)
+        return resource
+
+    def close(self) -> None:
+        """Release envs and workers (also of a run that never trained)."""
+        while self._closers:
+            self._closers.pop().close()
+
+    # -- the loop skeleton ----------------------------------------------------------------------
+    def train(self, resumed: bool = False) -> None:
+        cfg, c = self.config, self.counters
+        self.resumed = resumed
+        self.log = MetricsLog(
+            self.run_dir,
+            self.columns,
+            cfg.logging.tensorboard,
+            keep_rows=self._resumed_rows if resumed else None,
+            step=c.env_steps,
+        )
+        self._start_wall = time.perf_counter()
+        self._last_log = (c.env_steps, self._start_wall)
+        self._reset_schedule()
+        previous = install_signal_handlers(self._on_signal)
+        unit = "steps" if cfg.total_episodes is None or not self.counts_episodes else "episodes"
+        try:
+            with progress_bar(
+                self.progress_total, self.progress_count(), cfg.experiment, unit
+            ) as advance:
+                self._advance = advance
+                self.run_loop()
+            self.evaluate(final=True)
+            self.finished = True
+            self.save_checkpoint()
+        finally:
+            restore_signal_handlers(previous)
+            self.log.close()
+            self.close()
+
+    counts_episodes: ClassVar[bool] = False  # the bar counts episodes when total_episodes is set
+
+    def budget_left(self) -> bool:
+        c, cfg = self.counters, self.config
+        episodes_left = cfg.total_episodes is None or c.episodes < cfg.total_episodes
+        return c.env_steps < cfg.total_steps and episodes_left
+
+    def advance(self) -> None:
+        """Move the progress bar to the current count."""
+        self._advance(self.progress_count())
+
+    def record_episodes(self, episodes: Sequence[Any]) -> None:
+        self.counters.episodes += len(episodes)
+        self._episode_window.extend(episodes)
+
+    def record_update(self, metrics: dict[str, float], batch: Any = None) -> None:
+        """One gradient update's metrics: checked (the losses are computed anyway, so the
+        check is free), then summed for the next metrics row."""
+        self.counters.updates += 1
+        bad = [key for key, value in metrics.items() if not np.isfinite(value)]
+        if bad:
+            raise self.fault(f"{', '.join(bad)} became non-finite", batch)
+        for key, value in metrics.items():
+            self._update_sums[key] = self._update_sums.get(key, 0.0) + value
+        self._update_count += 1
+
+    def _reset_schedule(self) -> None:
+        """Next env step at which to log, evaluate, checkpoint (derived, so never saved)."""
+        cfg, step = self.config, self.counters.env_steps
+        self._next_log = next_multiple(step, cfg.logging.every_steps)
+        self._next_eval = next_multiple(step, cfg.eval.every_steps)
+        self._next_checkpoint = next_multiple(step, cfg.checkpoint.every_steps)
+
+    def periodic(self) -> None:
+        """At a safe point: log, evaluate (not at the end: the final evaluation follows) and
+        checkpoint when the env step says so."""
+        c, cfg = self.counters, self.config
+        if c.env_steps >= self._next_log:
+            self.write_metrics()
+            self._next_log = next_multiple(c.env_steps, cfg.logging.every_steps)
+        if self.logs_evaluations and self._next_eval <= c.env_steps < cfg.total_steps:
+            self.evaluate(final=False)
+            self._next_eval = next_multiple(c.env_steps, cfg.eval.every_steps)
+        if c.env_steps >= self._next_checkpoint:
+            self._next_checkpoint = next_multiple(c.env_steps, cfg.checkpoint.every_steps)
+            self.save_checkpoint()
+
+    def stop_if_signalled(self) -> None:
+        """After SIGINT/SIGTERM: checkpoint at this safe point and stop."""
+        if self._stop_signal is not None:
+            self.save_checkpoint()
+            raise Interrupted(self._stop_signal)
+
+    def _on_signal(self, signum: int) -> None:
+        if self._stop_signal is not None:  # second signal: stop now; the last checkpoint is whole
+            os._exit(128 + signum)
+        self._stop_signal = signum
+
+    # -- metrics --------------------------------------------------------------------------------
+    def write_metrics(self, evaluation: dict[str, float] | None = None) -> None:
+        """A metrics row: training throughput, episodes and update means, or (given) the
+        row of a scheduled evaluation, whose time is not training throughput."""
+        assert self.log is not None
+        self.flush()
+        c = self.counters
+        now = time.perf_counter()
+        if evaluation:
+            self.log.write(c.env_steps, {"time_s": now - self._start_wall, **evaluation})
+            return
+        last_steps, last_time = self._last_log
+        values: dict[str, float] = {
+            "time_s": now - self._start_wall,
+            "steps_per_s": (c.env_steps - last_steps) / max(now - last_time, 1e-9),
+            "episodes": c.episodes,
+            "updates": c.updates,
+        }
+        if self.sampler is not None:
+            values["env_instabilities"] = self.sampler.instabilities
+            values["env_worker_restarts"] = self.sampler.worker_restarts
+        self._last_log = (c.env_steps, now)
+        values.update(self.training_metrics())
+        means = self.update_means()
+        bad = [key for key, value in means.items() if not np.isfinite(value)]
+        if bad:
+            raise self.fault(f"{', '.join(bad)} became non-finite")
+        values.update(means)
+        self.log.write(c.env_steps, values)
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def adaptation_rows(self) -> list[AdaptationRow]:
+        """The agent's adaptation curve under the config's eval protocol (own envs and seed)."""
+        cfg = self.config.eval
+        with self.evaluation_policy() as policy:
+            return run_adaptation(
+                policy,
+                self.distribution,
+                cfg.tasks(self.distribution),
+                episodes=cfg.episodes,
+                repeats=cfg.repeats,
+                n_envs=cfg.n_envs,
+                seed=self.seeds.eval,
+                deterministic=cfg.deterministic,
+                run=self.run_dir.name,
+                run_seed=self.config.seed,
+            )
+
+    def evaluate(self, final: bool) -> None:
+        rows = self.adaptation_rows()
+        if self.logs_evaluations:
+            self.write_metrics(eval_metrics(rows, self.config.eval.episodes))
+        if final:
+            write_final_eval(
+                self.config,
+                self.run_dir,
+                self.counters.env_steps,
+                rows,
+                training_plot=self.logs_evaluations,
+            )
+
+    def eval_policy(self) -> Policy:
+        """The trained agent as a Policy, for protocols other than ours (Meta-World's)."""
+        policy: Policy = self.agent
+        return policy
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        """Write `checkpoints/step-N`; a non-finite agent never replaces a good checkpoint."""
+        self.flush()
+        tensors = self.agent_tensors()
+        extras = self.loop_state()
+        bad = non_finite(tensors, "agent") + non_finite(extras, "state")
+        if bad:
+            raise self.fault(f"non-finite values in {', '.join(bad[:3])}")
+        py_version, py_state, py_gauss = random.getstate()
+        state = {
+            "counters": asdict(self.counters),
+            "finished": self.finished,
+            "rng": {
+                "python": [py_version, list(py_state), py_gauss],
+                **{name: g.bit_generator.state for name, g in self.generators.items()},
+            },
+            "sampler": self.sampler_state() if self.sampler is not None else None,
+            "loop": extras,
+            "logger": {"metrics_rows": self.log.rows if self.log else 0},
+        }
+        replay = self.replay_store() if self.config.checkpoint.replay else None
+        checkpoint.save(
+            self.run_dir.checkpoints,
+            self.counters.env_steps,
+            {**tensors, "torch_rng": torch.get_rng_state()},
+            state,
+            replay=replay,
+            keep=self.config.checkpoint.keep,
+        )
+
+    def load_checkpoint(self, ckpt: checkpoint.Checkpoint) -> None:
+        """Continue exactly where `ckpt` was written (or, `for_evaluation`, load the agent)."""
+        try:
+            self.load_agent_tensors(ckpt.agent)
+            torch.set_rng_state(ckpt.agent["torch_rng"])
+            s = ckpt.state
+            self.counters = Counters(**s["counters"])
+            self.finished = bool(s["finished"])
+            self._resumed_rows = int(s["logger"]["metrics_rows"])
+            py = s["rng"]["python"]
+            random.setstate((py[0], tuple(py[1]), py[2]))
+            for name, generator in self.generators.items():
+                generator.bit_generator.state = s["rng"][name]
+            if self.sampler is not None:
+                self.load_sampler_state(s["sampler"])
+            self.load_loop_state(s["loop"])
+        except STATE_MISMATCH as err:
+            raise CheckpointError(
+                f"{ckpt.path}: checkpoint does not match this run ({type(err).__name__}: {err})"
+            ) from None
+        replay = self.replay_store()
+        if replay is not None and not self.for_evaluation:
+            if ckpt.replay_path is not None:
+                replay.load(ckpt.replay_path)
+            elif self.needs_replay:
+                raise CheckpointError(
+                    f"{ckpt.path}: no replay.npz, which {self.config.agent.name} needs to resume"
+                )
+        self._reset_schedule()
+        self.checkpoint_used = ckpt
+
+    needs_replay: ClassVar[bool] = False  # resuming without the saved replay is an error
+
+    def fault(self, what: str, batch: Any = None) -> NumericalFault:
+        """Stop: save the offending batch beside the run; checkpoints stay the last good ones."""
+        c = self.counters
+        where = f" (batch saved to {self._save_batch(batch)})" if batch is not None else ""
+        latest = self.run_dir.checkpoint_dirs()
+        kept = f"last good checkpoint: {latest[-1]}" if latest else "no checkpoint was written"
+        return NumericalFault(
+            f"training stopped at env step {c.env_steps}, update {c.updates}: {what}{where}; {kept}"
+        )
+
+    def _save_batch(self, batch: Any) -> str:
+        path = self.run_dir.fault_batch(self.counters.updates)
+        path.parent.mkdir(exist_ok=True)
+        arrays: dict[str, np.ndarray] = {}
+        for name, value in batch._asdict().items():
+            if isinstance(value, dict):
+                arrays.update({f"{name}.{k}": v for k, v in value.items()})
+            else:
+                arrays[name] = value
+        np.savez(path, **arrays)  # type: ignore[arg-type]
+        return str(path)
