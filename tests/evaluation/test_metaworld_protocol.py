@@ -130,3 +130,29 @@ def test_metalearning_evaluation_refuses_a_multitask_family(mt10):
 
     with pytest.raises(ConfigError, match="ML1, ML10 or ML45"):
         evaluate_metalearning(RecordingMetaLearner(), mt10)
+
+
+def test_the_protocol_reuses_the_familys_benchmark_instead_of_building_it_again(
+    mt10, monkeypatch
+):
+    """Meta-World's env builder constructs `metaworld.MT10(seed=...)` itself (5 s for MT10,
+    about 19 s for MT50); the protocol hands it the family's, so it is built once."""
+    import metaworld
+
+    from gmtl_rl.evaluation.metaworld_protocol import make_benchmark_envs
+
+    builds: list[int | None] = []
+    original = metaworld.MT10
+
+    def counting(*args, seed=None, **kwargs):
+        builds.append(seed)
+        return original(*args, seed=seed, **kwargs)
+
+    monkeypatch.setattr(metaworld, "MT10", counting)
+    envs = make_benchmark_envs(mt10)
+    try:
+        assert envs.num_envs == 10
+    finally:
+        envs.close()
+    assert builds == []  # the family's benchmark was used
+    assert metaworld.MT10 is counting  # and the module is left as it was
