@@ -132,9 +132,7 @@ def test_metalearning_evaluation_refuses_a_multitask_family(mt10):
         evaluate_metalearning(RecordingMetaLearner(), mt10)
 
 
-def test_the_protocol_reuses_the_familys_benchmark_instead_of_building_it_again(
-    mt10, monkeypatch
-):
+def test_the_protocol_reuses_the_familys_benchmark_instead_of_building_it_again(mt10, monkeypatch):
     """Meta-World's env builder constructs `metaworld.MT10(seed=...)` itself (5 s for MT10,
     about 19 s for MT50); the protocol hands it the family's, so it is built once."""
     import metaworld
