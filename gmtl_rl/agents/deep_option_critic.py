@@ -19,8 +19,6 @@ terms:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,7 +31,7 @@ from torch.nn import functional as F
 
 from gmtl_rl.agents.registry import AgentConfig, AgentSpec, register_agent
 from gmtl_rl.core.networks import flat_dim, flatten_obs, mlp
-from gmtl_rl.core.policy import state_restored
+from gmtl_rl.core.policy import OnlineLearner
 from gmtl_rl.core.records import EnvSpec, Obs, StepBatch, UpdateResult
 from gmtl_rl.errors import ConfigError
 
@@ -96,7 +94,7 @@ class OptionCriticNet(nn.Module):
         return logp, entropy
 
 
-class DeepOptionCritic:
+class DeepOptionCritic(OnlineLearner):
     """Deep option-critic over N envs (see the module docstring)."""
 
     def __init__(self, config: DeepOptionCriticConfig, env: EnvSpec, seed: int = 0) -> None:
@@ -220,19 +218,6 @@ class DeepOptionCritic:
     @staticmethod
     def metric_names() -> list[str]:
         return DeepOptionCriticUpdate.names()
-
-    def pop_metrics(self) -> dict[str, float]:
-        return self._last.metrics() if self._last is not None else {}
-
-    @contextmanager
-    def evaluating(self) -> Iterator[None]:
-        """Learning off inside; generators and options in force put back afterwards."""
-        self.training = False
-        try:
-            with state_restored(self):
-                yield
-        finally:
-            self.training = True
 
     def state_dict(self) -> dict[str, Any]:
         """Arrays and plain values only (the online loop stores them without pickle)."""

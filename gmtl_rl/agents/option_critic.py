@@ -15,8 +15,6 @@ a Q critic and baseline V = Q_Ω; the single option never has to terminate).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,7 +23,7 @@ import numpy as np
 from pydantic import Field
 
 from gmtl_rl.agents.registry import AgentConfig, AgentSpec, register_agent
-from gmtl_rl.core.policy import state_restored
+from gmtl_rl.core.policy import OnlineLearner
 from gmtl_rl.core.records import EnvSpec, Obs, StepBatch, UpdateResult
 from gmtl_rl.errors import ConfigError
 
@@ -72,7 +70,7 @@ def _discrete_size(space: gym.Space[Any], what: str) -> int:
     )
 
 
-class OptionCritic:
+class OptionCritic(OnlineLearner):
     """Tabular option-critic over N envs at once (see the module docstring)."""
 
     def __init__(self, config: OptionCriticConfig, env: EnvSpec, seed: int = 0) -> None:
@@ -194,19 +192,6 @@ class OptionCritic:
     @staticmethod
     def metric_names() -> list[str]:
         return OptionCriticUpdate.names()
-
-    def pop_metrics(self) -> dict[str, float]:
-        return self._last.metrics() if self._last is not None else {}
-
-    @contextmanager
-    def evaluating(self) -> Iterator[None]:
-        """Learning off inside; generators and options in force put back afterwards."""
-        self.training = False
-        try:
-            with state_restored(self):
-                yield
-        finally:
-            self.training = True
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from gmtl_rl.core.records import Obs, StepBatch
+from gmtl_rl.core.records import Obs, StepBatch, UpdateResult
 
 
 @runtime_checkable
@@ -67,6 +67,28 @@ def state_restored(agent: Any) -> Iterator[None]:
         yield
     finally:
         agent.load_state_dict(saved)
+
+
+class OnlineLearner:
+    """Base of agents that learn inside `observe`, one update per transition (option-critic):
+    `training` switches learning on, `_last` is the latest update's result."""
+
+    training: bool = True
+    _last: UpdateResult | None = None
+
+    def pop_metrics(self) -> dict[str, float]:
+        """The metrics of the latest update (for the next metrics row)."""
+        return self._last.metrics() if self._last is not None else {}
+
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Learning off inside; generators and options in force put back afterwards."""
+        self.training = False
+        try:
+            with state_restored(self):
+                yield
+        finally:
+            self.training = True
 
 
 class StatelessPolicy:
