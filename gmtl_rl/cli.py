@@ -69,6 +69,15 @@ def _parser() -> argparse.ArgumentParser:
         "--group-by", choices=["experiment", "run"], default="experiment",
         help="pool seeds of one experiment into one curve (default) or draw each run",
     )  # fmt: skip
+    for flag, what in (
+        ("--oracle", "an agent shown the task (configs/oracle_*.yaml)"),
+        ("--non-adaptive", "an agent with the task hidden, not adapting (nonadaptive_*.yaml)"),
+    ):
+        pl.add_argument(
+            flag, nargs="+", action="extend", default=[], metavar="RUN_DIR",
+            help=f"bound of the adaptation curves: runs of {what}, pooled over seeds and "
+            "episodes into one dashed reference line with its interval band",
+        )  # fmt: skip
 
     sw = sub.add_parser(
         "sweep", help="run every combination of key=v1,v2 axes x seeds, each a normal run"
@@ -99,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-env", help="run Gymnasium's and SB3's env checkers on a family")
     c.add_argument("name")
     c.add_argument("options", nargs="*", help="family options as key=value, e.g. observe_goal=true")
+    c.add_argument(
+        "--render", action="store_true",
+        help="also run the render checks (off by default: Gymnasium's opens a window per "
+        "render mode, which needs a display; refused on Linux without DISPLAY/WAYLAND_DISPLAY)",
+    )  # fmt: skip
     return p
 
 
@@ -182,6 +196,10 @@ def _report(path: Path) -> None:
     ret, suc = summary["return"], summary["success"]
     first, last = ret[0], ret[-1]
     later = f", k={last['episode']} {last['mean']:.3g}" if len(ret) > 1 else ""
+    explore = int(summary.get("exploration_episodes", 0))
+    if explore:  # say which points of the curve are exploration, not adaptation
+        span = "k=1" if explore == 1 else f"k=1..{explore}"
+        later += f" ({span}: exploration)"
     print(
         f"eval on {summary['num_tasks']} {summary['split']} tasks: return k=1 {first['mean']:.3g}"
         f" (95% CI {first['mean_ci'][0]:.3g}..{first['mean_ci'][1]:.3g}){later};"
@@ -221,9 +239,14 @@ def _eval(args: argparse.Namespace) -> int:
 def _plot(args: argparse.Namespace) -> int:
     from gmtl_rl.evaluation.adaptation import summarize
     from gmtl_rl.evaluation.plots import plot_adaptation
-    from gmtl_rl.evaluation.runs import adaptation_groups, training_groups
+    from gmtl_rl.evaluation.runs import adaptation_groups, bound_references, training_groups
     from gmtl_rl.evaluation.training import write_training_plot
 
+    if (args.oracle or args.non_adaptive) and args.kind != "adaptation":
+        raise UsageError(
+            f"--oracle and --non-adaptive are reference lines of the adaptation plot; "
+            f"--kind {args.kind} has none (drop them or use --kind adaptation)"
+        )
     if args.kind == "options":
         from gmtl_rl.evaluation.option_map import plot_option_map
 
@@ -235,16 +258,16 @@ def _plot(args: argparse.Namespace) -> int:
         points = training_groups(args.run_dirs, args.group_by)
         out = write_training_plot(points, Path(args.out), title="evaluation during training")
     else:
-        summaries = {
-            label: summarize(rows)
-            for label, rows in adaptation_groups(args.run_dirs, args.group_by).items()
-        }
+        groups = adaptation_groups(args.run_dirs, args.group_by)
+        references = bound_references(args.oracle, args.non_adaptive)
+        summaries = {label: summarize(rows) for label, rows in groups.items()}
         out = plot_adaptation(
             {k: s.episode_return for k, s in summaries.items()},
             {k: s.success for k, s in summaries.items()},
             args.out,
             title="adaptation on held-out tasks",
             statistic=args.statistic,
+            references=references,
         )
     print(f"wrote {out}")
     return 0
@@ -367,6 +390,8 @@ def _print_table(rows: Sequence[Sequence[str]]) -> None:
 
 
 def _check_env(args: argparse.Namespace) -> int:
+    import os
+
     from gymnasium.utils.env_checker import check_env as gym_check
     from stable_baselines3.common.env_checker import check_env as sb3_check
 
@@ -375,6 +400,19 @@ def _check_env(args: argparse.Namespace) -> int:
 
     options = apply_overrides({}, args.options)
     dist = build(args.name, options)
+    render: bool = args.render
+    if render:
+        env = dist.make_env(dist.train_tasks()[0])
+        # Gymnasium remakes the env from its spec in every declared render mode; for "human"
+        # GLFW asserts (SIGABRT, core dump) rather than raising when there is no display.
+        opens_window = env.spec is not None and "human" in (env.metadata.get("render_modes") or [])
+        env.close()
+        if opens_window and sys.platform.startswith("linux"):
+            if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+                raise UsageError(
+                    "--render opens a window for render_mode='human', and there is no display "
+                    "(DISPLAY and WAYLAND_DISPLAY unset): run it on a desktop or under xvfb-run"
+                )
     failed = False
     for label, check in (
         ("gymnasium check_env", gym_check),
@@ -389,7 +427,7 @@ def _check_env(args: argparse.Namespace) -> int:
         ):
             warnings.simplefilter("always")
             try:
-                check(env)
+                check(env, skip_render_check=not render)
                 error = None
             except Exception as err:  # the checkers raise plain AssertionErrors and friends
                 error = f"{type(err).__name__}: {err}"
@@ -401,6 +439,11 @@ def _check_env(args: argparse.Namespace) -> int:
         for w in caught:
             text = re.sub(r"\x1b\[[0-9;]*m", "", str(w.message)).strip().splitlines()[0]
             print(f"     warning: {text}")
+    if not render:
+        print(
+            "skip render checks: off by default, they open a window per render mode, which "
+            "needs a display (MuJoCo envs abort without one); add --render on a desktop"
+        )
     return 1 if failed else 0
 
 

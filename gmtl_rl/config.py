@@ -69,7 +69,13 @@ class SamplerConfig(_Section):
 class EvalConfig(_Section):
     every_steps: int = Field(0, ge=0, description="evaluate every N env steps (0: only at the end)")
     split: Literal["test", "train"] = Field("test", description="task split to evaluate on")
-    episodes: int = Field(1, ge=1, description="K: consecutive episodes per trial (adaptation)")
+    episodes: int = Field(
+        1,
+        ge=1,
+        description="K: consecutive episodes per trial (adaptation); when a config leaves it "
+        "out, the agent's own: PEARL its exploration episodes + 2 posterior ones, RL² its trial "
+        "length, 1 otherwise",
+    )
     repeats: int = Field(1, ge=1, description="R: trials per task")
     max_tasks: int | None = Field(
         None, ge=1, description="evaluate N tasks spread evenly over the split (all: null)"
@@ -274,6 +280,10 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, "env")) from None
     agent = parse_agent_config(agent_raw, "agent")
+    eval_raw = raw.get("eval", {})
+    if isinstance(eval_raw, dict) and "episodes" not in eval_raw:
+        # A trial long enough for the agent's adaptation (PEARL: past its exploration).
+        raw["eval"] = {**eval_raw, "episodes": agent.default_eval_episodes()}
     try:
         return RunConfig.model_validate(
             {**raw, "env": EnvConfig(name=env_name, options=options), "agent": agent}

@@ -136,3 +136,22 @@ def test_malformed_override_raises_config_error(override):
 def test_override_through_a_scalar_raises_config_error():
     with pytest.raises(ConfigError, match="total_steps is a value, not a section"):
         load_config(SMOKE, ["total_steps.x=1"])
+
+
+@pytest.mark.parametrize(
+    ("agent", "expected"),
+    [
+        ({"name": "sac"}, 1),
+        ({"name": "pearl", "eval_exploration_episodes": 1}, 3),  # 1 exploration + 2 posterior
+        ({"name": "pearl", "eval_exploration_episodes": 5}, 7),
+        ({"name": "rl2", "episodes_per_trial": 4}, 4),  # its whole trial
+    ],
+)
+def test_eval_episodes_default_to_what_the_agent_adapts_over(agent, expected):
+    """A PEARL run scored with one episode was scored on its exploration episode only, and
+    RL² on part of its trial; when the config leaves eval.episodes out, the agent decides."""
+    config = parse_config({"total_steps": 10, "env": {"name": "point-robot"}, "agent": agent})
+    assert config.eval.episodes == expected
+    given = {"total_steps": 10, "env": {"name": "point-robot"}, "agent": agent,
+             "eval": {"episodes": 2}}  # fmt: skip
+    assert parse_config(given).eval.episodes == 2  # a value given is kept

@@ -8,13 +8,17 @@ unit Gaussian prior by a KL term (the information bottleneck, eq. 4). SAC acts a
 actor and value function see z detached. SAC is oyster's: twin Q, a state-value function with
 a Polyak target, α fixed at 1 with rewards scaled instead.
 
-Acting (the Policy protocol) has three modes, set by the training loop:
-- `prior`: each episode draws z from the prior (data for the context: exploration),
-- `posterior`: each episode draws z from the posterior of a context batch the loop supplies
-  (data for the RL replay only, Alg. 1 "posterior" collection),
-- `adapt` (evaluation, the default): a trial starts with z from the prior; transitions are
-  gathered as the env's own context, and after the first `eval_exploration_episodes`
-  episodes the posterior is re-inferred from it after every episode (paper §6, oyster).
+Acting (the Policy protocol) has three modes, set by the training loop; z is drawn afresh
+for every episode in all of them (oyster's sampler calls `sample_z` after every trajectory):
+- `prior`: z from the prior (data for the context: exploration),
+- `posterior`: the collection's first episode takes z from the prior (oyster's `collect_data`
+  starts with `clear_z`); every other episode takes z from the posterior of a context batch
+  the loop supplies, drawn anew (Alg. 1 "posterior" collection). With parallel envs only one
+  episode starts on the prior, so posterior-z data is collected however many envs run,
+- `adapt` (evaluation, the default): a trial starts with z from the prior, and each of the
+  first `eval_exploration_episodes` episodes draws a new prior z (oyster's `collect_paths`);
+  transitions are gathered as the env's own context, and after the exploration episodes the
+  posterior is re-inferred from it and sampled after every episode (paper §6, oyster).
 """
 
 from __future__ import annotations
@@ -67,7 +71,9 @@ class PEARLConfig(AgentConfig):
     )
     batch_size: int = Field(256, ge=1, description="RL transitions per task per update")
     meta_batch: int = Field(16, ge=1, description="tasks per update")
-    context_batch: int = Field(100, ge=1, description="context transitions per task")
+    context_batch: int = Field(
+        64, ge=1, description="context transitions per task (oyster's embedding_batch_size)"
+    )
     buffer_size: int = Field(1_000_000, ge=1, description="replay capacity (transitions)")
     initial_steps: int = Field(2000, ge=1, description="prior-z steps per train task at start")
     tasks_per_iteration: int = Field(5, ge=1, description="tasks collected per iteration")
@@ -80,10 +86,21 @@ class PEARLConfig(AgentConfig):
     )
     updates_per_iteration: int = Field(2000, ge=1, description="gradient steps per iteration")
     eval_exploration_episodes: int = Field(
-        2, ge=0, description="evaluation episodes with prior z before the first posterior"
+        1,
+        ge=0,
+        description="evaluation episodes with a fresh prior z each before the first posterior "
+        "(oyster's num_exp_traj_eval)",
     )
     policy_mean_reg: float = Field(1e-3, ge=0, description="L2 on the policy mean (oyster)")
     policy_std_reg: float = Field(1e-3, ge=0, description="L2 on the policy log-std (oyster)")
+
+    def default_eval_episodes(self) -> int:
+        # Its exploration episodes and at least two with the posterior (oyster reports the
+        # posterior episodes; two show whether the posterior keeps improving).
+        return self.eval_exploration_episodes + 2
+
+    def exploration_episodes(self) -> int:
+        return self.eval_exploration_episodes
 
     @model_validator(mode="after")
     def _posterior_needs_a_context(self) -> PEARLConfig:
@@ -169,6 +186,7 @@ class PEARL:
         self._ctx = np.zeros((0, 0, self.context_dim), np.float32)  # [N, rows, context_dim]
         self._ctx_len = np.zeros(0, np.int64)
         self._episodes = np.zeros(0, np.int64)
+        self._prior_episodes_left = 1
 
     # -- the posterior (eq. 4-5) -------------------------------------------------------------
     def posterior(
@@ -240,6 +258,7 @@ class PEARL:
             raise ValueError("posterior mode needs a context source")
         self.mode = mode
         self.context_source = context_source
+        self._prior_episodes_left = 1  # a collection's first episode acts on the prior
 
     @contextmanager
     def evaluating(
@@ -262,19 +281,27 @@ class PEARL:
         self._draw_z(idx)
 
     def _draw_z(self, idx: np.ndarray) -> None:
-        """z for envs `idx` as the mode says (prior in `adapt` until the posterior takes over)."""
-        latent = self.config.latent_dim
-        with torch.inference_mode():
-            if self.mode == "posterior":
+        """z for envs `idx` as the mode says (prior in `adapt` until the posterior takes over,
+        and in `posterior` for the collection's first episode)."""
+        if self.mode == "posterior":
+            first, idx = idx[: self._prior_episodes_left], idx[self._prior_episodes_left :]
+            self._prior_episodes_left -= len(first)
+            self.z[first] = self._prior_z(len(first))
+            if len(idx):
                 assert self.context_source is not None
-                ctx = torch.as_tensor(self.context_source(), device=self.device)[None]
-                mu, var = self.posterior(ctx)
-                z = self._sample_z(mu.expand(len(idx), -1), var.expand(len(idx), -1))
-            elif self.config.information_bottleneck:
-                z = torch.randn(len(idx), latent, device=self.device)
-            else:  # deterministic embedding: the empty context's embedding is 0
-                z = torch.zeros(len(idx), latent, device=self.device)
-        self.z[idx] = z.cpu().numpy()
+                with torch.inference_mode():
+                    ctx = torch.as_tensor(self.context_source(), device=self.device)[None]
+                    mu, var = self.posterior(ctx)
+                    z = self._sample_z(mu.expand(len(idx), -1), var.expand(len(idx), -1))
+                self.z[idx] = z.cpu().numpy()
+            return
+        self.z[idx] = self._prior_z(len(idx))
+
+    def _prior_z(self, n: int) -> np.ndarray:
+        latent = self.config.latent_dim
+        if not self.config.information_bottleneck:  # the empty context's embedding is 0
+            return np.zeros((n, latent), np.float32)
+        return torch.randn(n, latent).numpy()
 
     def act(self, obs: Obs, task_class: np.ndarray, deterministic: bool = False) -> np.ndarray:
         del task_class  # meta-RL: the task is inferred from the context, never told
@@ -287,8 +314,9 @@ class PEARL:
         return self.action_center + self.action_half_range * action.cpu().numpy()
 
     def observe(self, step: StepBatch) -> None:
-        """`adapt` mode: gather each env's context; re-infer its posterior after each episode
-        once the exploration episodes are over."""
+        """`adapt` mode: gather each env's context; after each exploration episode draw a new
+        prior z, after each later one re-infer the posterior and sample z from it. Training
+        modes only count the collection's ended episodes."""
         if self.mode != "adapt":
             return
         self._ensure_envs(step.num_envs)
@@ -309,9 +337,11 @@ class PEARL:
         self._ctx_len[idx] += 1
         ended = idx[step.done[idx]]
         self._episodes[ended] += 1
-        ready = ended[self._episodes[ended] >= self.config.eval_exploration_episodes]
-        if len(ready):
-            self._infer_online(ready)
+        explored = self._episodes[ended] < self.config.eval_exploration_episodes
+        if explored.any():  # a fresh prior z per exploration trajectory (posterior sampling)
+            self._draw_z(ended[explored])
+        if (~explored).any():
+            self._infer_online(ended[~explored])
 
     def _infer_online(self, idx: np.ndarray) -> None:
         """Posterior from each env's own context so far, then a fresh z sample from it."""

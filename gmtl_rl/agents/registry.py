@@ -24,6 +24,14 @@ class AgentConfig(BaseModel):
         trained on)."""
         return False
 
+    def default_eval_episodes(self) -> int:
+        """K of the adaptation curve when the config does not set `eval.episodes`."""
+        return self.trial_episodes()
+
+    def exploration_episodes(self) -> int:
+        """Leading episodes of an evaluation trial that only explore (PEARL's prior z)."""
+        return 0
+
     def trial_episodes(self) -> int:
         """Episodes the agent keeps its memory across (a trial): 1 unless it adapts over
         several (RL²'s `episodes_per_trial`)."""

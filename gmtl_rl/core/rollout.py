@@ -140,7 +140,9 @@ class RolloutSampler:
             # Every env starts from the same factory: one object-store copy for all workers.
             self.vec = RayVectorEnv([factories[0]] * n_envs, worker_timeout_s, max_restarts)
         elif backend == "sync":
-            # copy=False: the step below copies the observations once itself.
+            # copy=False: the vector env returns its own observation buffer, which every step
+            # and reset overwrites in place; the sampler copies once per step and once per
+            # reset wherever it keeps observations (`_start`, `_merge`, `load_state_dict`).
             self.vec = SyncVectorEnv(factories, autoreset_mode=self.mode, copy=False)
         else:
             raise ValueError(f"unknown sampler backend {backend!r}: sync, subprocess or ray")
@@ -203,7 +205,8 @@ class RolloutSampler:
 
     def _start(self, mask: np.ndarray, seed: int | None = None) -> Obs:
         """Start new trials in `mask`: ask the schedule for tasks, queue them, reset (all envs
-        with per-env seeds from `seed` when one is given)."""
+        with per-env seeds from `seed` when one is given). With a seed the result is a copy, to
+        keep; without one it may be the vector env's own buffer: callers `_merge` it (a copy)."""
         for i in np.flatnonzero(mask):
             task_id = self.schedule.next_task(int(i))
             if task_id is None:
@@ -378,9 +381,10 @@ class RolloutSampler:
         if state["env_states"] is not None:
             for i, env_state in enumerate(state["env_states"]):
                 self._set_env_state(i, env_state)
-            self._obs = state["obs"]
+            self._obs = obs_copy(state["obs"])  # the caller's checkpoint stays the caller's
         else:
-            self._obs = obs
+            # The vector env's own buffer: the next step would overwrite it in place.
+            self._obs = obs_copy(obs)
             self.slots.awaiting_autoreset[:] = False
             self._new_episode(np.ones(self.num_envs, bool))
 

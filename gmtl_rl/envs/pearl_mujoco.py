@@ -3,7 +3,9 @@
 Reward families keep the v5 env's physics and termination and recompute the reward from its
 `info` in a thin wrapper; the params families (oyster's `rand_param_envs`) scale the live
 MuJoCo model through the plug-in family's `TaskParameterWrapper` and keep the env's reward.
-Every family truncates at `horizon` (200) steps.
+Every family truncates at `horizon` (200) steps. With `observe_task` the task's parameters
+are appended to the observation (`TaskObservationWrapper`), so a plain SAC sees the task: the
+oracle bound of a meta-learner's adaptation curve.
 """
 
 from __future__ import annotations
@@ -73,12 +75,66 @@ class PearlRewardWrapper(gym.Wrapper[Any, Any, Any, Any], gym.utils.RecordConstr
         return obs, float(sum(terms.values())), terminated, truncated, info
 
 
+class TaskObservationWrapper(
+    gym.ObservationWrapper[np.ndarray, Any, np.ndarray], gym.utils.RecordConstructorArgs
+):
+    """Appends the running task's parameters to a flat Box observation: an oracle's input.
+
+    The task is the `task` of the layer below that holds it (the reward wrapper, which switches
+    at reset, or the params families' parameter wrapper, which switches at once), so the
+    appended part always describes the task the env runs. `features(task)` is clipped into
+    [low, high] (float rounding), and the observation space is the inner Box with those bounds
+    appended. Example: `TaskObservationWrapper(env, lambda t: np.array([t["velocity"]]), [0],
+    [3])`.
+    """
+
+    def __init__(
+        self,
+        env: gym.Env[np.ndarray, Any],
+        features: Callable[[Task], np.ndarray],
+        low: Any,
+        high: Any,
+    ) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, features=features, low=low, high=high)
+        gym.ObservationWrapper.__init__(self, env)
+        inner = env.observation_space
+        if not isinstance(inner, gym.spaces.Box) or len(inner.shape) != 1:
+            raise TypeError(f"observe_task needs a flat Box observation, got {inner}")
+        self.features = features
+        self._low = np.asarray(low, inner.dtype).reshape(-1)
+        self._high = np.asarray(high, inner.dtype).reshape(-1)
+        self.observation_space = gym.spaces.Box(
+            np.concatenate([inner.low, self._low]),
+            np.concatenate([inner.high, self._high]),
+            dtype=inner.dtype,
+        )
+        self._task: Task | None = None
+        self._appended = self._low
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        task = self.env.get_wrapper_attr("task")
+        if task is not self._task:  # features are computed once per task, not per step
+            f = np.asarray(self.features(task), self._low.dtype).reshape(-1)
+            self._task, self._appended = task, np.clip(f, self._low, self._high)
+        return np.concatenate([np.asarray(observation, self._low.dtype), self._appended])
+
+
 def _ctrl(weight: float, action: np.ndarray) -> float:
     return -weight * float(np.dot(action, action))
 
 
+def _direction(angle: float) -> np.ndarray:
+    """A direction task as the oracle sees it: (cos θ, sin θ), continuous across θ = 2π."""
+    return np.array([math.cos(angle), math.sin(angle)])
+
+
 class PearlOptions(FamilyOptions):
     horizon: int = Field(HORIZON, ge=1, description="episode length (truncation)")
+    observe_task: bool = Field(
+        False,
+        description="append the task's parameters to the observation (an oracle's input): goal "
+        "velocity; direction ±1 or (cos θ, sin θ); goal xy; log-scale exponents of the physics",
+    )
 
 
 class SampledOptions(PearlOptions):
@@ -116,12 +172,31 @@ class _PearlFamily(TaskDistribution):
     def horizon(self) -> int | None:
         return int(self.options.horizon)
 
+    @property
+    def observes_task(self) -> bool:
+        return bool(self.options.observe_task)
+
+    def task_features(self, task: Task) -> np.ndarray:
+        """What `observe_task` appends to the observation: the task's parameters."""
+        raise NotImplementedError
+
+    def task_feature_bounds(self) -> tuple[list[float], list[float]]:
+        """(low, high) of `task_features` over every task of the family."""
+        raise NotImplementedError
+
     def make_env(self, task: Task | None = None) -> gym.Env:
         env = gym.make(self.env_id, max_episode_steps=self.options.horizon, **self.env_kwargs)
-        return PearlRewardWrapper(env, self.reward, task or self._train[0])
+        return _observing(self, PearlRewardWrapper(env, self.reward, task or self._train[0]))
 
     def set_task(self, env: gym.Env, task: Task) -> None:
         find_layer(env, PearlRewardWrapper, self.name).set_task(task)
+
+
+def _observing(dist: _PearlFamily | _ParamsFamily, env: gym.Env) -> gym.Env:
+    """`env` with the task appended to its observation where `observe_task` asks for it."""
+    if not dist.options.observe_task:
+        return env
+    return TaskObservationWrapper(env, dist.task_features, *dist.task_feature_bounds())
 
 
 class CheetahVelOptions(SampledOptions):
@@ -138,6 +213,12 @@ class CheetahVel(_PearlFamily):
 
     def _draw(self, rng: np.random.Generator, n: int) -> list[dict[str, Any]]:
         return [{"velocity": v} for v in rng.uniform(0.0, self.options.vel_high, size=n)]
+
+    def task_features(self, task: Task) -> np.ndarray:
+        return np.array([task["velocity"]])
+
+    def task_feature_bounds(self) -> tuple[list[float], list[float]]:
+        return [0.0], [float(self.options.vel_high)]
 
     @staticmethod
     def reward(p: Mapping[str, Any], a: np.ndarray, info: dict[str, Any]) -> dict[str, float]:
@@ -157,6 +238,12 @@ class CheetahDir(_PearlFamily):
         # oyster half_cheetah_dir.py: the two directions are both the train and the test tasks.
         self._train = [Task.create(self.name, i, direction=d) for i, d in enumerate((1.0, -1.0))]
         self._test = list(self._train)
+
+    def task_features(self, task: Task) -> np.ndarray:
+        return np.array([task["direction"]])
+
+    def task_feature_bounds(self) -> tuple[list[float], list[float]]:
+        return [-1.0], [1.0]
 
     @staticmethod
     def reward(p: Mapping[str, Any], a: np.ndarray, info: dict[str, Any]) -> dict[str, float]:
@@ -197,6 +284,12 @@ class AntDir(_PearlFamily):
 
     def _draw(self, rng: np.random.Generator, n: int) -> list[dict[str, Any]]:
         return [{"angle": t} for t in rng.uniform(0.0, 2.0 * math.pi, size=n)]
+
+    def task_features(self, task: Task) -> np.ndarray:
+        return _direction(task["angle"])
+
+    def task_feature_bounds(self) -> tuple[list[float], list[float]]:
+        return [-1.0, -1.0], [1.0, 1.0]
 
     @staticmethod
     def reward(p: Mapping[str, Any], a: np.ndarray, info: dict[str, Any]) -> dict[str, float]:
@@ -239,6 +332,13 @@ class AntGoal(_PearlFamily):
         goals = np.stack([r * np.cos(angle), r * np.sin(angle)], axis=1)
         return [{"goal": g} for g in goals]
 
+    def task_features(self, task: Task) -> np.ndarray:
+        return task.array("goal")
+
+    def task_feature_bounds(self) -> tuple[list[float], list[float]]:
+        r = float(self.options.radius)
+        return [-r, -r], [r, r]
+
     @staticmethod
     def reward(p: Mapping[str, Any], a: np.ndarray, info: dict[str, Any]) -> dict[str, float]:
         # oyster ant_goal.py: -‖torso xy - g‖₁ - 0.1‖a‖² - contact cost, survive 0. v5's
@@ -269,6 +369,12 @@ class HumanoidDir(_PearlFamily):
     def _draw(self, rng: np.random.Generator, n: int) -> list[dict[str, Any]]:
         return [{"angle": t} for t in rng.uniform(0.0, 2.0 * math.pi, size=n)]
 
+    def task_features(self, task: Task) -> np.ndarray:
+        return _direction(task["angle"])
+
+    def task_feature_bounds(self) -> tuple[list[float], list[float]]:
+        return [-1.0, -1.0], [1.0, 1.0]
+
     def make_env(self, task: Task | None = None) -> gym.Env:
         env = gym.make(self.env_id, max_episode_steps=self.options.horizon)
         w = float(self.options.velocity_weight)
@@ -284,7 +390,7 @@ class HumanoidDir(_PearlFamily):
                 "survive": 5.0,
             }
 
-        return PearlRewardWrapper(env, reward, task or self._train[0])
+        return _observing(self, PearlRewardWrapper(env, reward, task or self._train[0]))
 
 
 class ParamsOptions(SampledOptions):
@@ -328,11 +434,12 @@ class _ParamsFamily(TaskDistribution):
         # v5 Walker2d/Hopper defaults already are oyster's reward: Δx/dt + 1 - 1e-3‖a‖²,
         # healthy checks as rand_param_envs (Walker2d-v5 differs from it: both feet have
         # friction 0.9, the v4 left foot had 1.9).
+        self._specs = _rand_params(o.log_scale_limit)
         self._gym = GymFamily(
             GymOptions(
                 id=self.env_id,
                 max_episode_steps=o.horizon,
-                parameters=_rand_params(o.log_scale_limit),
+                parameters=self._specs,
                 n_train=o.n_train,
                 n_test=o.n_test,
                 split_seed=o.split_seed,
@@ -345,8 +452,28 @@ class _ParamsFamily(TaskDistribution):
     def horizon(self) -> int | None:
         return int(self.options.horizon)
 
+    @property
+    def observes_task(self) -> bool:
+        return bool(self.options.observe_task)
+
+    def task_features(self, task: Task) -> np.ndarray:
+        """The exponents u that define the task (factor = base^u, u ~ U[-limit, limit]), every
+        entry of body_mass, body_inertia, dof_damping and geom_friction in that order, flat."""
+        return np.concatenate(
+            [
+                np.log(task.array(str(s.key))).reshape(-1) / math.log(s.distribution.base)
+                for s in self._specs
+                if isinstance(s.distribution, ExpUniform)
+            ]
+        )
+
+    def task_feature_bounds(self) -> tuple[list[float], list[float]]:
+        n = self.task_features(self._train[0]).size
+        limit = float(self.options.log_scale_limit)
+        return [-limit] * n, [limit] * n
+
     def make_env(self, task: Task | None = None) -> gym.Env:
-        return self._gym.make_env(task or self._train[0])
+        return _observing(self, self._gym.make_env(task or self._train[0]))
 
     def set_task(self, env: gym.Env, task: Task) -> None:
         """Write `task`'s physics now (the wrapper writes immediately, mid-episode too)."""

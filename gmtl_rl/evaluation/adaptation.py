@@ -25,7 +25,7 @@ from gmtl_rl.core.rollout import RolloutSampler
 from gmtl_rl.core.schedules import FixedTaskSchedule
 from gmtl_rl.envs.task import Task, TaskDistribution
 from gmtl_rl.evaluation.plots import plot_adaptation
-from gmtl_rl.evaluation.stats import CurvePoint, summarize_curve
+from gmtl_rl.evaluation.stats import CurvePoint, pooled_units, summarize_curve
 from gmtl_rl.progress import progress_bar
 from gmtl_rl.run_dir import ADAPTATION_CSV, ADAPTATION_PNG, SUMMARY_JSON
 
@@ -127,42 +127,33 @@ class CurveSummary:
 def summarize(
     rows: Sequence[AdaptationRow], confidence: float = 0.95, resamples: int = 2000
 ) -> CurveSummary:
-    """Mean, IQM and bootstrap intervals per k.
+    """Mean, IQM and bootstrap intervals per k, by the rule of `stats.pooled_units`.
 
-    Values are resampled within (seed, task) strata (Agarwal et al. 2021) when every stratum
-    holds several values (repeats or seeds) that differ somewhere; with one value per stratum,
-    or repeats that are exact copies everywhere (a deterministic agent from a fixed start),
-    that would give a zero-width interval, so tasks are then resampled as one pool instead.
+    Rows of several runs (seeds): a run's score on a task at k is its mean over repeats, and
+    the runs are resampled within each task stratum (rliable's stratified bootstrap), so the
+    seed-to-seed spread is in the interval. Rows of one run: its repeats are resampled within
+    each task. Where that would give a zero-width interval for want of spread (a task with a
+    single value at some k, or values that differ within no task: repeats that are exact
+    copies, a deterministic agent from a fixed start), the tasks are resampled as one pool
+    instead; the return decides that for every metric. A run is a (run name, seed) pair.
     """
-    episode = np.array([r.episode for r in rows])
-    # One id per (seed, task), in (seed, task) order; no arithmetic key that could overflow.
-    pairs = np.array([(r.seed, r.task) for r in rows], dtype=np.int64).reshape(-1, 2)
-    strata = np.unique(pairs, axis=0, return_inverse=True)[1].reshape(-1)
+    episode = np.array([r.episode for r in rows], dtype=np.int64)
+    task = np.array([r.task for r in rows], dtype=np.int64)
+    # One integer id per (seed, run name), in that order: a sweep's runs in seed order.
+    run_ids = {key: i for i, key in enumerate(sorted({(r.seed, r.run) for r in rows}))}
+    run = np.array([run_ids[(r.seed, r.run)] for r in rows], dtype=np.int64)
     returns = np.array([r.episode_return for r in rows], dtype=np.float64)
-    cells, cell_of, per_stratum = np.unique(
-        np.stack([episode, strata]), axis=1, return_inverse=True, return_counts=True
-    )
-    # Repeats that are exact copies (a deterministic agent from a fixed start) carry no
-    # within-stratum spread either: resampling inside strata would again give zero width.
-    spread = np.zeros(cells.shape[1])
-    np.maximum.at(spread, cell_of, np.abs(returns - returns[_first_of_cell(cell_of)]))
-    if per_stratum.min() < 2 or not spread.any():
-        strata = np.zeros_like(strata)
+    units = pooled_units(episode, run, task, reference=returns)
     kw: dict[str, Any] = {"confidence": confidence, "n_resamples": resamples}
-    successes = np.array([r.success for r in rows], dtype=np.float64)
-    lengths = np.array([r.length for r in rows], dtype=np.float64)
+
+    def curve(values: np.ndarray) -> list[CurvePoint]:
+        return summarize_curve(units.episode, units.values(values), units.strata, **kw)
+
     return CurveSummary(
-        episode_return=summarize_curve(episode, returns, strata, **kw),
-        success=summarize_curve(episode, successes, strata, **kw),
-        length=summarize_curve(episode, lengths, strata, **kw),
+        episode_return=curve(returns),
+        success=curve(np.array([r.success for r in rows], dtype=np.float64)),
+        length=curve(np.array([r.length for r in rows], dtype=np.float64)),
     )
-
-
-def _first_of_cell(cell_of: np.ndarray) -> np.ndarray:
-    """For each row, the index of the first row of its cell."""
-    first = np.full(int(cell_of.max()) + 1, len(cell_of))
-    np.minimum.at(first, cell_of, np.arange(len(cell_of)))
-    return first[cell_of]
 
 
 def per_task_table(rows: Sequence[AdaptationRow]) -> list[dict[str, Any]]:

@@ -23,14 +23,13 @@ _COLORS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#D
 
 
 def option_tables(state: dict, temperature: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(best option [S], its greedy action [S], termination β [O, S]) from the agent arrays."""
+    """(best option [S], its greedy action [S], termination β [O, S]) from the agent arrays:
+    the option the agent values most by its learned Q_Ω (what it chooses options from)."""
     theta = np.asarray(state["theta"])  # [O, S, A]
-    q_u = np.asarray(state["q_u"])  # [S, O, A]
     logits = theta / temperature
     pi = np.exp(logits - logits.max(-1, keepdims=True))
     pi /= pi.sum(-1, keepdims=True)
-    q_omega = (pi.transpose(1, 0, 2) * q_u).sum(-1)  # [S, O]
-    best = q_omega.argmax(-1)
+    best = np.asarray(state["q_omega"]).argmax(-1)  # q_omega [S, O]
     action = pi[best, np.arange(len(best))].argmax(-1)
     beta = 1.0 / (1.0 + np.exp(-np.asarray(state["vartheta"])))
     return best, action, beta
@@ -53,7 +52,7 @@ def plot_option_map(
     found = run.checkpoint_dirs()
     if not found:
         raise UsageError(f"{run}: no complete checkpoint in {run.checkpoints} to draw options from")
-    state = checkpoint.load(found[-1]).state["agent"]
+    state = checkpoint.load(found[-1]).state["loop"]["agent"]  # the online loop's extras
     temperature = float(getattr(config.agent, "temperature", 1.0))
     best, action, beta = option_tables(state, temperature)
     n_options = beta.shape[0]

@@ -2,9 +2,11 @@
 
 Follows Agarwal et al. 2021, "Deep Reinforcement Learning at the Edge of the Statistical
 Precipice": report the interquartile mean (robust to outlier runs, yet less noisy than the
-median) with percentile intervals from a bootstrap that resamples within each stratum
-(e.g. each (seed, task) pair). Computed with numpy and scipy rather than `rliable`, which
-fails to import beside pandas 3.
+median) with percentile intervals from a bootstrap that resamples within each stratum.
+`pooled_units` is the one rule for what is resampled when curves are pooled over runs:
+rliable's `StratifiedBootstrap`, i.e. tasks are the strata and the runs (seeds) are drawn
+with replacement within each task, a run's value on a task being its mean over repeats.
+Computed with numpy and scipy rather than `rliable`, which fails to import beside pandas 3.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ _BATCH_ELEMENTS = 1 << 22
 
 @dataclass(frozen=True)
 class CurvePoint:
-    """Aggregate of all values recorded for one episode index k of an adaptation curve."""
+    """Aggregate of the values of one episode index k of a curve; `n` counts the values the
+    statistics are taken over (episodes of one run, or (run, task) scores, see `pooled_units`)."""
 
     episode: int
     n: int
@@ -82,7 +85,10 @@ def stratified_bootstrap_ci(
     n_resamples: int = 2000,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of `statistic`, resampling within each stratum."""
+    """Percentile bootstrap interval of `statistic` over all values together, resampling the
+    values of each stratum with replacement, independently and keeping its size; with one value
+    per (run, task) and tasks as strata this is rliable's `StratifiedBootstrap`
+    (`pooled_units` builds such values)."""
     x = _as_values(values)
     keys = _as_strata(strata, x)
     if not 0.0 < confidence < 1.0:
@@ -162,6 +168,83 @@ def summarize_curve(
             )
         )
     return curve
+
+
+@dataclass(frozen=True)
+class PooledUnits:
+    """What the bootstrap of a curve pooled over runs resamples; built by `pooled_units`."""
+
+    episode: np.ndarray  # episode index k of each unit
+    strata: np.ndarray  # stratum of each unit: its task, or 0 where tasks are pooled
+    unit_of: np.ndarray | None  # the unit of each input row; None where each row is a unit
+
+    def values(self, values: np.ndarray) -> np.ndarray:
+        """The value of each unit: the mean of `values` (one per input row) over its rows."""
+        x = _as_values(values)
+        if self.unit_of is None:
+            if x.shape != self.episode.shape:
+                raise ValueError(f"values has shape {x.shape}, expected {self.episode.shape}.")
+            return x
+        if x.shape != self.unit_of.shape:
+            raise ValueError(f"values has shape {x.shape}, expected {self.unit_of.shape}.")
+        return _unit_means(x, self.unit_of, self.episode.size)
+
+
+def pooled_units(
+    episode: np.ndarray, run: np.ndarray, task: np.ndarray, reference: np.ndarray
+) -> PooledUnits:
+    """The one rule for intervals over values pooled from runs (rliable's stratified bootstrap).
+
+    With several runs, the unit is a run's score on a task at k, its mean over repeats, and
+    the runs are resampled within each task stratum (Agarwal et al. 2021). With a single run,
+    the unit is one repeat, resampled within its task. Where that would give a zero-width
+    interval for want of spread (some task has a single unit at some k, e.g. one repeat of one
+    run; or the units' `reference` values differ within no task at any k, e.g. a deterministic
+    agent repeating itself exactly), all units of a k are resampled as one pool instead.
+
+    `episode`, `run` (an integer id per run) and `task` hold one integer per row; `reference`
+    (e.g. the return) decides the pooling once for every metric summarized with the result:
+    pass each metric through `PooledUnits.values`, then to `summarize_curve` with the units'
+    `episode` and `strata`.
+    """
+    ref = _as_values(reference)
+    columns = [np.asarray(a) for a in (episode, run, task)]
+    for name, a in zip(("episode", "run", "task"), columns, strict=True):
+        if a.shape != ref.shape:
+            raise ValueError(f"{name} has shape {a.shape} but reference has shape {ref.shape}.")
+        if not np.issubdtype(a.dtype, np.integer):
+            raise ValueError(f"{name} must hold integer ids, got dtype {a.dtype}.")
+    k, runs, tasks = (a.astype(np.int64) for a in columns)
+    unit_of: np.ndarray | None = None
+    if np.unique(runs).size > 1:
+        # Units in (k, run, task) order, so each task's runs keep the runs' order.
+        cells, inverse = np.unique(np.stack([k, runs, tasks]), axis=1, return_inverse=True)
+        unit_of = inverse.reshape(-1)
+        k, tasks = cells[0], cells[2]
+        ref = _unit_means(ref, unit_of, k.size)
+    # Units of one task at one k that never differ anywhere carry no spread to resample.
+    _, cell_of, per_cell = np.unique(
+        np.stack([k, tasks]), axis=1, return_inverse=True, return_counts=True
+    )
+    cell_of = cell_of.reshape(-1)
+    spread = np.zeros(per_cell.size)
+    np.maximum.at(spread, cell_of, np.abs(ref - ref[_first_of_cell(cell_of)]))
+    if per_cell.min() < 2 or not spread.any():
+        tasks = np.zeros_like(tasks)
+    return PooledUnits(episode=k, strata=tasks, unit_of=unit_of)
+
+
+def _unit_means(x: np.ndarray, unit_of: np.ndarray, n_units: int) -> np.ndarray:
+    """Mean of `x` over the rows of each unit."""
+    sums = np.bincount(unit_of, weights=x, minlength=n_units)
+    return np.asarray(sums / np.bincount(unit_of, minlength=n_units), dtype=np.float64)
+
+
+def _first_of_cell(cell_of: np.ndarray) -> np.ndarray:
+    """For each row, the index of the first row of its cell."""
+    first = np.full(int(cell_of.max()) + 1, len(cell_of))
+    np.minimum.at(first, cell_of, np.arange(len(cell_of)))
+    return first[cell_of]
 
 
 def _statistic_fn(statistic: Statistic) -> Callable[..., Any]:

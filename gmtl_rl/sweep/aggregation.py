@@ -9,12 +9,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from gmtl_rl.sweep.spec import SweepDir, SweepSpec, load
 from gmtl_rl.sweep.trials import Report, trial_state
+
+if TYPE_CHECKING:
+    from gmtl_rl.evaluation.stats import CurvePoint
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ class CombinationResult:
 
 def aggregate(sweep_dir: str | Path, report: Report = print) -> list[CombinationResult]:
     """Per combination: IQM and mean of the final evaluation's return and success over seeds
-    and tasks, with stratified bootstrap intervals (tasks as strata, Agarwal et al. 2021);
+    and tasks, with stratified bootstrap intervals (seeds resampled within task strata, Agarwal
+    et al. 2021; a single seed: the evaluation protocol's single-run rule);
     writes aggregate.csv, aggregate.json, adaptation.png and (when runs logged scheduled
     evaluations) training.png into the sweep directory. Refused while another process runs
     the sweep (`RunInUse`)."""
@@ -79,18 +81,21 @@ def _aggregate(root: SweepDir, spec: SweepSpec, report: Report) -> list[Combinat
         if not rows:
             results.append(CombinationResult(index, label, (), tuple(missing), 0, None, None))
             continue
-        last = max(r.episode for r in rows)
-        final = [r for r in rows if r.episode == last]
-        estimates = [
-            _estimate(final, field, confidence, resamples)
-            for field in ("episode_return", "success")
-        ]
+        # The final point of the pooled curve: the evaluation protocol's one interval rule.
+        summary = summarize(rows, confidence, resamples)
+        curves[label] = summary
+        final_return, final_success = summary.episode_return[-1], summary.success[-1]
         results.append(
             CombinationResult(
-                index, label, tuple(seeds), tuple(missing), last, estimates[0], estimates[1]
+                index,
+                label,
+                tuple(seeds),
+                tuple(missing),
+                final_return.episode,
+                _estimate(final_return),
+                _estimate(final_success),
             )
         )
-        curves[label] = summarize(rows, confidence, resamples)
     _write_aggregate(root, spec, results, curves)
     name = root.path.name
     if curves:
@@ -111,23 +116,10 @@ def _aggregate(root: SweepDir, spec: SweepSpec, report: Report) -> list[Combinat
     return results
 
 
-def _estimate(rows: Sequence[Any], field: str, confidence: float, resamples: int) -> Estimate:
-    """One value per (seed, task): the mean over repeats; tasks are the bootstrap strata."""
-    from gmtl_rl.evaluation.stats import iqm, stratified_bootstrap_ci
-
-    groups: dict[tuple[int, int], list[float]] = {}
-    for r in rows:
-        groups.setdefault((r.seed, r.task), []).append(float(getattr(r, field)))
-    keys = sorted(groups)
-    values = np.array([np.mean(groups[k]) for k in keys])
-    strata = np.array([task for _, task in keys])
-    options = (confidence, resamples)
-    return Estimate(
-        iqm=iqm(values),
-        iqm_ci=stratified_bootstrap_ci(values, strata, "iqm", *options),
-        mean=float(values.mean()),
-        mean_ci=stratified_bootstrap_ci(values, strata, "mean", *options),
-    )
+def _estimate(point: CurvePoint) -> Estimate:
+    """The estimates of one `CurvePoint`: over (seed, task) scores, each a seed's mean over
+    repeats, with seeds resampled within task strata (`evaluation.stats.pooled_units`)."""
+    return Estimate(iqm=point.iqm, iqm_ci=point.iqm_ci, mean=point.mean, mean_ci=point.mean_ci)
 
 
 AGGREGATE_COLUMNS = (

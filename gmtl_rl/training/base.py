@@ -74,6 +74,10 @@ class TrainingRun(ABC):
     # Whether evaluations are scheduled during training and logged (metrics.csv rows, the
     # training plot); a loop whose adaptation curve is its own training (online) says no.
     logs_evaluations: ClassVar[bool] = True
+    # The progress bar counts episodes when the config sets total_episodes (online loops).
+    counts_episodes: ClassVar[bool] = False
+    # Resuming without the saved replay is an error (PEARL draws its contexts from it).
+    needs_replay: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -262,8 +266,6 @@ class TrainingRun(ABC):
             self.log.close()
             self.close()
 
-    counts_episodes: ClassVar[bool] = False  # the bar counts episodes when total_episodes is set
-
     def budget_left(self) -> bool:
         c, cfg = self.counters, self.config
         episodes_left = cfg.total_episodes is None or c.episodes < cfg.total_episodes
@@ -447,8 +449,6 @@ class TrainingRun(ABC):
                 )
         self._reset_schedule()
         self.checkpoint_used = ckpt
-
-    needs_replay: ClassVar[bool] = False  # resuming without the saved replay is an error
 
     def fault(self, what: str, batch: Any = None) -> NumericalFault:
         """Stop: save the offending batch beside the run; checkpoints stay the last good ones."""

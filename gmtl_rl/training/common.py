@@ -127,6 +127,7 @@ def eval_meta(config: RunConfig, run_dir: RunDir, step: int) -> dict[str, Any]:
         "env": config.env.name,
         "agent": config.agent.name,
         "split": config.eval.split,
+        "exploration_episodes": config.agent.exploration_episodes(),
         "step": step,
         "title": f"{config.experiment}: {config.agent.name} on {config.env.name} "
         f"({config.eval.split} tasks, step {step})",

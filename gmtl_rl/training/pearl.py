@@ -121,19 +121,22 @@ class PEARLRun(TrainingRun):
         seed = np.random.SeedSequence([self.seeds.envs, self.collections]).generate_state(1)
         self.collections += 1
         sampler.restart(schedule, int(seed[0]))
+        self.contexts.begin(task, as_context)
         added = 0
         try:
             while not sampler.all_idle:
                 batch = sampler.step(self.agent)
                 self.replay.add(batch)
-                added += int(batch.valid.sum())
+                n = int(batch.valid.sum())
+                self.contexts.collected(n)
+                added += n
         finally:
             self.agent.set_mode("adapt")
+            self.contexts.end()
         episodes = sampler.pop_finished()
         self.counters.env_steps += added
         self.counters.episodes += len(episodes)
         self._episodes["prior" if mode == "prior" else "posterior"].extend(episodes)
-        self.contexts.added(task, added, as_context)
 
     def _collect_task(self, task: int, initial: bool) -> None:
         """One task's collection: its context is replaced by what is collected now."""

@@ -80,17 +80,27 @@ def test_kl_matches_torch_distributions():
     torch.testing.assert_close(PEARL.kl_to_prior(mu, var), expected)
 
 
-def test_adapt_mode_explores_with_prior_z_then_follows_its_own_posterior():
+def test_adapt_mode_explores_with_a_fresh_prior_z_per_episode_then_its_own_posterior():
+    """oyster's collect_paths: `sample_z` after every trajectory, from the prior until
+    `num_exp_traj_eval` trajectories are done (posterior sampling), then from the posterior
+    re-inferred from the trial's own context. One z for all exploration episodes made them
+    copies of each other under deterministic evaluation (found on sparse-point-robot)."""
     agent = _agent(eval_exploration_episodes=2)
     agent.reset(np.ones(3, bool))
     z0 = agent.z.copy()
     not_done = np.zeros(3, bool)
     agent.observe(_step(3, not_done))
     ends = np.array([True, True, False])
-    agent.observe(_step(3, ends))  # episode 1 ends in envs 0 and 1: still exploring
-    np.testing.assert_array_equal(agent.z, z0)
+    posteriors = []
+    original = agent.posterior
+    agent.posterior = lambda *a, **k: posteriors.append(1) or original(*a, **k)  # type: ignore
+    agent.observe(_step(3, ends))  # episode 1 ends in envs 0 and 1: a new prior z, still exploring
+    assert not posteriors  # drawn from the prior, not inferred
+    assert not np.allclose(agent.z[:2], z0[:2]) and np.array_equal(agent.z[2], z0[2])
+    z1 = agent.z.copy()
     agent.observe(_step(3, ends))  # episode 2 ends: the posterior of 3 rows takes over
-    assert not np.allclose(agent.z[:2], z0[:2]) and np.allclose(agent.z[2], z0[2])
+    assert posteriors
+    assert not np.allclose(agent.z[:2], z1[:2]) and np.allclose(agent.z[2], z0[2])
     assert agent._ctx_len.tolist() == [3, 3, 3]
     # Invalid rows (NEXT_STEP dummies) are not context; reset clears only the masked envs.
     agent.observe(_step(3, not_done, valid=np.array([True, False, True])))
@@ -236,3 +246,64 @@ def test_tasks_whose_data_left_the_replay_are_not_drawn_for_a_meta_batch(tmp_pat
 def test_posterior_collection_without_prior_collection_is_refused():
     with pytest.raises(ConfigError, match="steps_prior must be > 0"):
         load_config(SMOKE, ["agent.steps_prior=0"])
+
+
+def test_a_posterior_collection_starts_with_one_prior_episode_then_infers_per_episode():
+    """oyster's collect_data starts with `clear_z` (prior z) and infers the posterior from a
+    fresh context batch after each trajectory: a posterior collection's first episode acts on
+    prior z, every other one on the posterior of its own context batch. With parallel envs
+    only one starts on the prior (all of them did, so posterior-z data was never collected
+    with several envs and short collections)."""
+    agent = _agent()
+    calls = []
+    source = lambda: calls.append(1) or np.ones((4, agent.context_dim), np.float32)  # noqa: E731
+    agent.set_mode("posterior", source)
+    torch.manual_seed(0)
+    agent.reset(np.ones(3, bool))
+    assert len(calls) == 1  # envs 1 and 2: one context batch, one posterior
+    prior_z = agent.z[0].copy()
+    torch.manual_seed(0)
+    assert np.allclose(prior_z, torch.randn(1, agent.config.latent_dim).numpy())  # env 0: prior
+    agent.reset(np.array([True, False, False]))  # env 0 starts its second episode
+    assert len(calls) == 2  # from the posterior of a new context batch
+    agent.set_mode("posterior", source)  # a new collection starts from the prior again
+    agent.reset(np.array([True, False, False]))
+    assert len(calls) == 2
+
+
+def test_context_drawn_during_a_collection_takes_no_rl_only_rows_and_keeps_its_oldest(tmp_path):
+    """A task's context is its prior (and posterior-as-context) collection; rows of an
+    RL-only collection in progress must not enter it (oyster keeps them out of the encoder
+    buffer), and rows of a context collection in progress join it (oyster adds each
+    trajectory before inferring the next posterior). Counting the window only at the end of a
+    collection let it slide over the newest rows."""
+    run = _run(tmp_path, "agent.steps_posterior=20")
+    try:
+        run._collect_task(0, initial=True)  # 20 prior rows: task 0's context
+        prior = run.contexts.rows(0).copy()
+        seen: list[np.ndarray] = []
+        original = run.contexts.collected
+
+        def collect_and_look(rows: int) -> None:  # after every sampler step of a collection
+            original(rows)
+            seen.append(run.contexts.rows(0).copy())
+
+        run.contexts.collected = collect_and_look  # type: ignore[method-assign]
+        run._collect(0, 20, "posterior", as_context=False)  # RL-only rows
+        assert all(np.array_equal(rows, prior) for rows in seen)
+        seen.clear()
+        run._collect(0, 20, "posterior", as_context=True)  # context rows
+        ids = run.replay.columns["episode_id"]
+        for k, rows in enumerate(seen, start=1):
+            assert np.array_equal(rows[: len(prior)], prior)  # the oldest context stays
+            assert len(rows) == len(prior) + k  # and the rows so far join it
+            assert ids[rows[len(prior) :]].min() > ids[prior].max()
+    finally:
+        run.close()
+
+
+def test_the_end_of_run_summary_says_which_episodes_were_exploration(tmp_path, capsys):
+    assert main(["train", str(SMOKE), "--run-dir", str(tmp_path / "run"),
+                 "agent.eval_exploration_episodes=2"]) == 0  # fmt: skip
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("eval on"))
+    assert "(k=1..2: exploration)" in line

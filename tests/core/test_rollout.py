@@ -231,3 +231,36 @@ def test_sampler_state_round_trip_continues_exactly():
         np.testing.assert_array_equal(x.reward, y.reward)
         np.testing.assert_array_equal(x.task_id, y.task_id)
         np.testing.assert_array_equal(x.episode_id, y.episode_id)
+
+
+@pytest.mark.parametrize("mode", ["disabled", "next_step", "same_step"])
+@pytest.mark.parametrize("how", ["load_state_dict", "restart", "new"])
+def test_first_transition_after_a_reset_starts_from_the_reset_observation(how, mode):
+    """The sync vector env (copy=False) overwrites its observation buffer in place on every
+    step: a sampler that kept the buffer its reset returned would store next_obs as obs."""
+    family = CountdownFamily(3)  # CountdownEnv has no get_state: a resume resets the envs
+
+    def build() -> RolloutSampler:
+        schedule = UniformTaskSchedule(3, np.random.default_rng(0))
+        return RolloutSampler(
+            family, family.train_tasks(), 2, schedule, 0, episodes_per_trial=2,
+            autoreset_mode=mode,
+        )  # fmt: skip
+
+    sampler = build()
+    if how != "new":
+        for _ in range(4):  # mid-episode
+            sampler.step(ZeroPolicy())
+    if how == "load_state_dict":
+        state = sampler.state_dict()
+        assert state["env_states"] is None
+        sampler = build()
+        sampler.load_state_dict(state)
+    elif how == "restart":
+        sampler.restart(UniformTaskSchedule(3, np.random.default_rng(1)), seed=1)
+    batch = sampler.step(ZeroPolicy())
+    assert batch.valid.all()
+    # CountdownEnv: reset obs = [task, 0]; after one step [task, 1].
+    np.testing.assert_array_equal(batch.obs, np.stack([batch.task_id, np.zeros(2)], 1))
+    np.testing.assert_array_equal(batch.next_obs, np.stack([batch.task_id, np.ones(2)], 1))
+    assert not np.shares_memory(batch.obs, batch.next_obs)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
-import gmtl_rl.envs.pearl_mujoco  # noqa: F401  (registers the families)
+from gmtl_rl.envs.pearl_mujoco import TaskObservationWrapper  # (also registers the families)
 from gmtl_rl.envs.registry import build
 from gmtl_rl.envs.task import Task
 from gmtl_rl.errors import ConfigError
@@ -210,3 +211,115 @@ def test_tasks_round_trip_through_json():
 def test_bad_options_name_the_key(name, options, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         build(name, options)
+
+
+# -- observe_task: the oracle's input ----------------------------------------------------------
+FAMILIES = [
+    "cheetah-vel", "cheetah-dir", "ant-dir", "ant-goal", "humanoid-dir", "walker-params",
+    "hopper-params",
+]  # fmt: skip
+SMALL = {"cheetah-dir": {}, "ant-dir": {}}  # fixed task sets; the sampled ones get 3 / 2 tasks
+
+
+def _small(name: str, **options: Any) -> dict[str, Any]:
+    return {**SMALL.get(name, {"n_train": 3, "n_test": 2}), **options}
+
+
+def _exponents(task: Task) -> np.ndarray:
+    """rand_param_envs' exponents u (factor = base^u), by hand: mass, inertia, damping, friction."""
+    bases = {"body_mass": 1.5, "body_inertia": 1.5, "dof_damping": 1.3, "geom_friction": 1.5}
+    return np.concatenate(
+        [np.log(task.array(f"model.{k}")).reshape(-1) / math.log(b) for k, b in bases.items()]
+    )
+
+
+def expected_task_part(name: str, task: Task) -> np.ndarray:
+    if name == "cheetah-vel":
+        return np.array([task["velocity"]])
+    if name == "cheetah-dir":
+        return np.array([task["direction"]])
+    if name in ("ant-dir", "humanoid-dir"):
+        return np.array([math.cos(task["angle"]), math.sin(task["angle"])])
+    if name == "ant-goal":
+        return task.array("goal")
+    return _exponents(task)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_observe_task_appends_exactly_the_task_parameters(name):
+    hidden = build(name, _small(name))
+    shown = build(name, _small(name, observe_task=True))
+    assert shown.observes_task and not hidden.observes_task
+    for task in (shown.train_tasks()[-1], shown.test_tasks()[0]):
+        env, plain = shown.make_env(task), hidden.make_env(task)
+        part = expected_task_part(name, task)
+        n = plain.observation_space.shape[0]
+        assert env.observation_space.shape == (n + part.size,)
+        obs, _ = env.reset(seed=4)
+        ref, _ = plain.reset(seed=4)
+        np.testing.assert_array_equal(obs[:n], ref)
+        np.testing.assert_allclose(obs[n:], part, rtol=0, atol=1e-12)
+        assert env.observation_space.contains(obs)
+        a = env.action_space.sample()
+        obs, *_ = env.step(a)
+        ref, *_ = plain.step(a)
+        np.testing.assert_array_equal(obs[:n], ref)
+        np.testing.assert_allclose(obs[n:], part, rtol=0, atol=1e-12)
+        assert env.observation_space.contains(obs)
+
+
+def test_observed_task_bounds_are_the_task_ranges():
+    def bounds(name: str, **options: Any) -> tuple[list[float], list[float]]:
+        space = build(name, _small(name, observe_task=True, **options)).make_env().observation_space
+        n = build(name, _small(name)).make_env().observation_space.shape[0]
+        assert isinstance(space, gym.spaces.Box)
+        return space.low[n:].tolist(), space.high[n:].tolist()
+
+    assert bounds("cheetah-vel", vel_high=2.0) == ([0.0], [2.0])
+    assert bounds("cheetah-dir") == ([-1.0], [1.0])
+    assert bounds("ant-dir", directions="random") == ([-1.0, -1.0], [1.0, 1.0])
+    assert bounds("ant-goal", radius=2.5) == ([-2.5, -2.5], [2.5, 2.5])
+    low, high = bounds("hopper-params", log_scale_limit=2.0)
+    assert len(low) == 5 + 15 + 6 + 15 and set(low) == {-2.0} and set(high) == {2.0}
+
+
+def test_observed_task_follows_set_task_at_the_switch_of_each_family():
+    dist = build("cheetah-vel", _small("cheetah-vel", observe_task=True))
+    first, second = dist.train_tasks()[:2]
+    env = dist.make_env(first)
+    env.reset(seed=0)
+    dist.set_task(env, second)  # the reward families switch at the next reset
+    assert env.step(env.action_space.sample())[0][-1] == first["velocity"]
+    assert env.reset(seed=0)[0][-1] == second["velocity"]
+
+    dist = build("hopper-params", _small("hopper-params", observe_task=True))
+    first, second = dist.train_tasks()[:2]
+    env = dist.make_env(first)
+    env.reset(seed=0)
+    dist.set_task(env, second)  # the params families switch at once (physics too)
+    obs = env.step(env.action_space.sample())[0]
+    np.testing.assert_allclose(obs[-_exponents(second).size :], _exponents(second), atol=1e-12)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_observe_task_off_is_unchanged(name):
+    """The default builds the very same env: no extra layer, the same space and rollout."""
+    dist, explicit = build(name, _small(name)), build(name, _small(name, observe_task=False))
+    env, other = dist.make_env(), explicit.make_env()
+    assert type(env) is type(other) and not isinstance(env, TaskObservationWrapper)
+    assert env.observation_space == other.observation_space
+    np.testing.assert_array_equal(rollout(env, n=5), rollout(other, n=5))
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_observe_task_passes_gymnasium_and_sb3_env_checkers(name):
+    from gymnasium.utils.env_checker import check_env as gym_check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    dist = build(name, _small(name, observe_task=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # style warnings (unbounded boxes, ...)
+        for split in ("train", "test"):
+            task = dist.tasks(split)[0]
+            gym_check_env(dist.make_env(task), skip_render_check=True)
+            sb3_check_env(dist.make_env(task))

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import numpy as np
+import pytest
 
 from gmtl_rl.core.records import StepBatch
 from gmtl_rl.envs import make
@@ -101,3 +102,79 @@ def test_repeats_that_are_exact_copies_still_give_an_interval_over_tasks():
              for r in rows]  # fmt: skip
     low_s, high_s = summarize(noisy, resamples=500).episode_return[0].mean_ci
     assert high_s - low_s < (high - low) / 5
+
+
+def _two_seed_rows(tasks: int = 4, repeats: int = 3):
+    """Seed 0 scores 0 on every task, seed 1 scores 10; repeats within a seed nearly equal."""
+    from gmtl_rl.evaluation.adaptation import AdaptationRow
+
+    return [
+        AdaptationRow(f"run-s{seed}", seed, task, task, repeat, 1, 10.0 * seed + 0.01 * repeat,
+                      float(seed), 20)
+        for seed in (0, 1)
+        for task in range(tasks)
+        for repeat in range(repeats)
+    ]  # fmt: skip
+
+
+def test_an_interval_pooled_over_seeds_includes_the_seed_to_seed_spread():
+    """Resampling the repeats within (seed, task) strata kept each seed's share fixed, so the
+    interval around 5 was about 0.01 wide; the seeds, resampled within tasks, span 0..10."""
+    from gmtl_rl.evaluation.adaptation import summarize
+
+    summary = summarize(_two_seed_rows(), resamples=1000)
+    (point,) = summary.episode_return
+    for low, high in (point.mean_ci, point.iqm_ci):  # formerly (5.0067, 5.0133)
+        assert low < 3.0 and high > 7.0
+    (success,) = summary.success  # formerly (0.5, 0.5)
+    assert success.mean_ci[0] < 0.3 and success.mean_ci[1] > 0.7
+    assert point.n == 8  # (seed, task) scores, each a seed's mean over its 3 repeats
+    assert point.mean == pytest.approx(5.01)
+
+
+def test_pooled_intervals_are_the_run_bootstrap_of_per_seed_task_means():
+    """The same numbers as `stratified_bootstrap_ci` on one mean per (seed, task), tasks as
+    strata, seeds in order: what the sweep aggregate computed before it used `summarize`."""
+    from gmtl_rl.evaluation.adaptation import AdaptationRow, summarize
+    from gmtl_rl.evaluation.stats import iqm, stratified_bootstrap_ci
+
+    rng = np.random.default_rng(3)
+    rows = [
+        AdaptationRow(f"s{seed}", seed, task, task, repeat, k, float(rng.normal(task + seed)),
+                      0.0, 20)
+        for seed in (2, 11, 5)  # sorted by seed, not by name ("s11" < "s2")
+        for task in range(4)
+        for repeat in range(2)
+        for k in (1, 2)
+    ]  # fmt: skip
+    curve = summarize(rows, resamples=300).episode_return
+    for k, point in zip((1, 2), curve, strict=True):
+        keys = sorted({(r.seed, r.task) for r in rows})
+        values = np.array([
+            np.mean([r.episode_return for r in rows if (r.seed, r.task) == key and r.episode == k])
+            for key in keys
+        ])  # fmt: skip
+        strata = np.array([task for _, task in keys])
+        assert point.episode == k and point.n == 12
+        assert point.mean == pytest.approx(values.mean())
+        assert point.iqm == pytest.approx(iqm(values))
+        expected = stratified_bootstrap_ci(values, strata, "mean", n_resamples=300)
+        np.testing.assert_allclose(point.mean_ci, expected, rtol=1e-12)
+        expected = stratified_bootstrap_ci(values, strata, "iqm", n_resamples=300)
+        np.testing.assert_allclose(point.iqm_ci, expected, rtol=1e-12)
+
+
+def test_a_single_run_keeps_the_repeats_within_tasks_rule():
+    """One run's rows: the repeats of each task are resampled (the task-to-task spread is
+    fixed), exactly `summarize_curve` with the task as stratum."""
+    from gmtl_rl.evaluation.adaptation import summarize
+    from gmtl_rl.evaluation.stats import summarize_curve
+
+    rows = [r for r in _two_seed_rows() if r.seed == 1]
+    values = np.array([r.episode_return for r in rows])
+    expected = summarize_curve(
+        np.ones(len(rows), dtype=np.int64), values, np.array([r.task for r in rows]),
+        n_resamples=300,
+    )  # fmt: skip
+    assert summarize(rows, resamples=300).episode_return == expected
+    assert expected[0].n == 12 and expected[0].mean_ci[1] - expected[0].mean_ci[0] < 0.02

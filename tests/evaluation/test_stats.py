@@ -1,13 +1,16 @@
+import itertools
 import json
 import warnings
 
 import numpy as np
 import pytest
+import scipy.stats
 
 from gmtl_rl.evaluation.stats import (
     CurvePoint,
     curve_from_json,
     iqm,
+    pooled_units,
     stratified_bootstrap_ci,
     summarize_curve,
 )
@@ -195,3 +198,85 @@ def test_curve_point_json_has_interval_lists():
 def test_curve_from_json_names_the_malformed_point():
     with pytest.raises(ValueError, match="curve point 0"):
         curve_from_json([{"episode": 1}])
+
+
+# -- the rule for curves pooled over runs (rliable's StratifiedBootstrap) ------------------------
+def _run_task_rows(scores: np.ndarray, repeats: int, noise: float = 0.0):
+    """Long-form rows (episode 1) of a (run x task) score matrix, each score the mean of
+    `repeats` values spread by +-noise; order: task, run, repeat (not the units' order)."""
+    offsets = noise * (np.arange(repeats) - (repeats - 1) / 2)
+    cells = [(t, r, o) for t in range(scores.shape[1]) for r in range(scores.shape[0])
+             for o in offsets]  # fmt: skip
+    run = np.array([r for _, r, _ in cells])
+    task = np.array([t for t, _, _ in cells])
+    values = np.array([scores[r, t] + o for t, r, o in cells])
+    return np.ones(len(cells), dtype=np.int64), run, task, values
+
+
+def _rliable_ci(scores, statistic, confidence, n_resamples, rng):
+    """rliable's StratifiedBootstrap in numpy: for every task, draw N runs with replacement
+    (index array of the score matrix's shape), then the statistic of the whole resample."""
+    n_runs, n_tasks = scores.shape
+    runs = rng.integers(0, n_runs, size=(n_resamples, n_runs, n_tasks))
+    resampled = scores[runs, np.arange(n_tasks)].reshape(n_resamples, -1)
+    fn = np.mean if statistic == "mean" else (lambda x, axis: scipy.stats.trim_mean(x, 0.25, axis))
+    stats = fn(resampled, axis=1)
+    alpha = (1 - confidence) / 2
+    return tuple(np.percentile(stats, [100 * alpha, 100 * (1 - alpha)]))
+
+
+def test_pooled_runs_are_resampled_within_tasks_as_enumerated_by_hand():
+    # Two runs on two tasks, their scores (mean over 3 repeats) 0 and 4 on task 0, 0 and 8 on
+    # task 1. Each task draws two of its two runs: 16 equally likely resamples. The lowest
+    # mean and IQM, 0, comes from drawing the worse run twice on both tasks (probability
+    # 1/16 > 2.5%), the highest, (4 + 4 + 8 + 8) / 4 = 6 (IQM: mean of 4 and 8), from the
+    # better one (1/16): the 95% interval spans the runs' full spread, [0, 6].
+    scores = np.array([[0.0, 0.0], [4.0, 8.0]])
+    episode, run, task, values = _run_task_rows(scores, repeats=3, noise=0.5)
+    units = pooled_units(episode, run, task, reference=values)
+    np.testing.assert_allclose(units.values(values), [0.0, 0.0, 4.0, 8.0])  # (run, task) order
+    assert units.strata.tolist() == [0, 1, 0, 1]
+    # The enumeration of all 16 resamples agrees on both ends.
+    draws = itertools.product(*[itertools.product(range(2), repeat=2) for _ in range(2)])
+    means = [np.mean([scores[r, t] for t, pick in enumerate(d) for r in pick]) for d in draws]
+    assert (min(means), max(means)) == (0.0, 6.0) and means.count(0.0) == means.count(6.0) == 1
+    (point,) = summarize_curve(units.episode, units.values(values), units.strata)
+    assert point.n == 4 and point.mean == 3.0
+    assert point.mean_ci == (0.0, 6.0) and point.iqm_ci == (0.0, 6.0)
+
+
+@pytest.mark.parametrize("statistic", ["mean", "iqm"])
+def test_pooled_runs_interval_matches_a_numpy_stratified_bootstrap(statistic):
+    # Strong task effects and seed-to-seed spread: pooling tasks would be much wider, and
+    # resampling the repeats of each (run, task) much narrower, than rliable's rule.
+    rng = np.random.default_rng(0)
+    scores = 100.0 * np.arange(6) + rng.normal(scale=3.0, size=(5, 6))  # 5 runs x 6 tasks
+    episode, run, task, values = _run_task_rows(scores, repeats=4, noise=0.2)
+    units = pooled_units(episode, run, task, reference=values)
+    (point,) = summarize_curve(units.episode, units.values(values), units.strata, n_resamples=4000)
+    low, high = point.mean_ci if statistic == "mean" else point.iqm_ci
+    ref_low, ref_high = _rliable_ci(scores, statistic, 0.95, 100_000, rng)
+    width = ref_high - ref_low
+    assert 0.5 < width < 5.0  # the seed noise of a mean over 30 scores, not the task spread
+    assert abs(low - ref_low) < 0.1 * width and abs(high - ref_high) < 0.1 * width
+
+
+def test_a_single_run_is_resampled_by_repeats_within_tasks():
+    episode, run, task, values = _run_task_rows(np.array([[0.0, 10.0]]), repeats=3, noise=1.0)
+    units = pooled_units(episode, run, task, reference=values)
+    # Every row is a unit, in the rows' order, and the task is its stratum.
+    assert units.unit_of is None and units.strata.tolist() == task.tolist()
+    assert units.values(values).tolist() == values.tolist()
+
+
+def test_runs_that_never_differ_within_a_task_pool_the_tasks():
+    # Two runs with equal scores on every task: resampling runs within tasks would give a
+    # zero-width interval, so all (run, task) scores are resampled as one pool.
+    episode, run, task, values = _run_task_rows(np.array([[0.0, 10.0], [0.0, 10.0]]), 2, 0.5)
+    units = pooled_units(episode, run, task, reference=values)
+    assert units.strata.tolist() == [0, 0, 0, 0]
+
+
+def test_pooled_units_reject_float_ids():
+    with pytest.raises(ValueError, match="run must hold integer ids"):
+        pooled_units(np.array([1, 1]), np.array([0.0, 1.0]), np.array([0, 0]), np.ones(2))
