@@ -209,11 +209,14 @@ def find_layer(env: gym.Env, cls: type[L], family: str) -> L:
     return inner
 
 
+GOAL_KEYS = frozenset({"observation", "achieved_goal", "desired_goal"})
+
+
+def is_goal_space(space: gym.Space[Any]) -> bool:
+    """A Dict observation space of the GoalEnv convention."""
+    return isinstance(space, gym.spaces.Dict) and set(space.spaces) >= GOAL_KEYS
+
+
 def is_goal_env(env: gym.Env) -> bool:
     """True for envs following the Gymnasium-Robotics GoalEnv convention."""
-    space = env.observation_space
-    return (
-        isinstance(space, gym.spaces.Dict)
-        and {"observation", "achieved_goal", "desired_goal"} <= set(space.spaces)
-        and hasattr(env.unwrapped, "compute_reward")
-    )
+    return is_goal_space(env.observation_space) and hasattr(env.unwrapped, "compute_reward")

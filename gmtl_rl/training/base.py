@@ -35,7 +35,7 @@ from gmtl_rl.core.policy import Policy
 from gmtl_rl.core.records import EnvSpec
 from gmtl_rl.core.rollout import RolloutSampler
 from gmtl_rl.core.schedules import TaskSchedule
-from gmtl_rl.envs.task import Task, TaskDistribution
+from gmtl_rl.envs.task import Task, TaskDistribution, is_goal_space
 from gmtl_rl.errors import CheckpointError, NumericalFault
 from gmtl_rl.evaluation.adaptation import AdaptationRow, run_adaptation
 from gmtl_rl.progress import progress_bar
@@ -218,7 +218,12 @@ class TrainingRun(ABC):
             probe = self.distribution.make_env(self.distribution.train_tasks()[0])
             obs_space, action_space = probe.observation_space, probe.action_space
             probe.close()
-        return EnvSpec(obs_space, action_space, self.distribution.num_task_classes)
+        return EnvSpec(
+            obs_space,
+            action_space,
+            self.distribution.num_task_classes,
+            goal_env=is_goal_space(obs_space),
+        )
 
     def build_agent(self, env: EnvSpec) -> Any:
         """The config's agent, through the one build signature of the agent registry."""

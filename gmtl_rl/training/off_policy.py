@@ -3,9 +3,8 @@ replay, update, and log / evaluate / checkpoint on a schedule derived from the e
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
-import gymnasium as gym
 import numpy as np
 
 from gmtl_rl.agents.sac import SACConfig
@@ -37,7 +36,7 @@ class OffPolicyRun(TrainingRun):
         env = self.env_spec()
         self.agent: OffPolicyAgent = self.build_agent(env)
         agent_cfg = self.agent.config
-        self.relabel = self._hindsight_relabeler(agent_cfg, env.observation_space)
+        self.relabel = self._hindsight_relabeler(agent_cfg, env.goal_env)
         self.replay: ReplayStorage | None = None
         if not self.for_evaluation:
             self.replay = ReplayStorage(
@@ -54,13 +53,12 @@ class OffPolicyRun(TrainingRun):
         ]  # fmt: skip
 
     def _hindsight_relabeler(
-        self, agent_cfg: SACConfig, space: gym.spaces.Space[Any]
+        self, agent_cfg: SACConfig, goal_env: bool
     ) -> HindsightRelabeler | None:
         her = agent_cfg.her  # every off-policy config is a SACConfig; "none" unless sac_her
         if her.strategy == "none":
             return None
-        keys = set(space.spaces) if isinstance(space, gym.spaces.Dict) else set()
-        if not {"observation", "achieved_goal", "desired_goal"} <= keys:
+        if not goal_env:
             raise ConfigError(
                 f"agent.her.strategy: {her.strategy!r} needs a goal env (Dict observations with "
                 f"observation/achieved_goal/desired_goal and compute_reward); "
