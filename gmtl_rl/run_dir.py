@@ -181,11 +181,12 @@ class RunDir:
         return path
 
     def clear_outputs(self) -> None:
-        """Remove what training wrote (logs, episodes, evaluations, faults), keeping what the
-        run is made from (config, tasks, versions): a run that starts over."""
+        """Remove what training wrote (logs, episodes, evaluations, faults, half-written
+        checkpoints), keeping what the run is made from (config, tasks, versions): a run that
+        starts over."""
         for path in (self.metrics, self.episodes):
             path.unlink(missing_ok=True)
-        for folder in (self.tensorboard, self.eval, self.faults):
+        for folder in (self.tensorboard, self.eval, self.faults, *self.incomplete_checkpoints()):
             shutil.rmtree(folder, ignore_errors=True)
 
     def read_config_mapping(self) -> dict[str, Any]:

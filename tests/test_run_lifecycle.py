@@ -185,8 +185,14 @@ def test_run_killed_before_its_first_checkpoint_starts_over_on_resume(
     line = _error_line(capsys.readouterr().err)
     assert "already exists" in line and f"gmtl resume {path}" in line
 
+    # A checkpoint write killed half-way leaves a step dir without manifest: not a checkpoint.
+    half_written = RunDir(path).checkpoints / "step-000000000050"
+    half_written.mkdir(parents=True)
+    (half_written / "agent.pt").write_bytes(b"partial")
+
     # Old code: "no complete checkpoint to resume from", exit 2.
     assert main(["resume", str(path)]) == 0
+    assert not half_written.exists()  # starting over clears what the stopped attempt wrote
     out = capsys.readouterr().out
     assert "resuming from the start" in out and "starts over" in out, out
     assert RunDir(path).is_finished()
