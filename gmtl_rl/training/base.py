@@ -74,8 +74,6 @@ class TrainingRun(ABC):
     # Whether evaluations are scheduled during training and logged (metrics.csv rows, the
     # training plot); a loop whose adaptation curve is its own training (online) says no.
     logs_evaluations: ClassVar[bool] = True
-    # The progress bar counts episodes when the config sets total_episodes (online loops).
-    counts_episodes: ClassVar[bool] = False
     # Resuming without the saved replay is an error (PEARL draws its contexts from it).
     needs_replay: ClassVar[bool] = False
 
@@ -179,6 +177,11 @@ class TrainingRun(ABC):
     def flush(self) -> None:  # noqa: B027 (a hook: most loops keep no files of their own)
         """Files of the family's own to flush before a metrics row or a checkpoint."""
 
+    # The progress bar: what it counts, so that its rate and ETA measure the run's real work.
+    @property
+    def progress_unit(self) -> str:
+        return "steps"
+
     @property
     def progress_total(self) -> int:
         return self.config.total_steps
@@ -256,10 +259,9 @@ class TrainingRun(ABC):
         self._last_log = (c.env_steps, self._start_wall)
         self._reset_schedule()
         previous = install_signal_handlers(self._on_signal)
-        unit = "steps" if cfg.total_episodes is None or not self.counts_episodes else "episodes"
         try:
             with progress_bar(
-                self.progress_total, self.progress_count(), cfg.experiment, unit
+                self.progress_total, self.progress_count(), cfg.experiment, self.progress_unit
             ) as advance:
                 self._advance = advance
                 self.run_loop()

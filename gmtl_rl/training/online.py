@@ -40,7 +40,6 @@ class OnlineRun(TrainingRun):
     """One run of an online agent (see the module docstring)."""
 
     logs_evaluations = False  # the curve is the episodes after the goal switch
-    counts_episodes = True
 
     def build(self) -> None:
         switch = self.distribution.goal_switch_episode
@@ -60,6 +59,10 @@ class OnlineRun(TrainingRun):
             *self.agent.metric_names(),
         ]  # fmt: skip
         self._episodes_file: Any = None
+
+    @property
+    def progress_unit(self) -> str:
+        return "steps" if self.config.total_episodes is None else "episodes"
 
     @property
     def progress_total(self) -> int:

@@ -83,6 +83,26 @@ class PEARLRun(TrainingRun):
             )
         return self.distribution.sparse_reward
 
+    # -- progress: iterations, each `updates_per_iteration` gradient steps and its collection,
+    # so the ETA counts the updates (env steps alone put hours of updates at minutes) --------
+    @property
+    def progress_unit(self) -> str:
+        return "iterations"
+
+    @property
+    def progress_total(self) -> int:
+        """The initial collection (counted as one) and the iterations the step budget allows."""
+        cfg = self.agent_config
+        per_iteration = cfg.tasks_per_iteration * (
+            cfg.steps_prior + cfg.steps_posterior + cfg.steps_extra_posterior
+        )
+        after_initial = self.config.total_steps - cfg.initial_steps * len(self.train_tasks)
+        return 1 + max(1, -(-after_initial // per_iteration))
+
+    def progress_count(self) -> int:
+        started = self.initial_tasks_done == len(self.train_tasks)
+        return int(started) + self.iteration
+
     # -- data (Alg. 1: the context batch c^i from S_c, the RL batch b^i from R) ----------------
     def _context_batch(self, task: int) -> np.ndarray:
         """`context_batch` transitions from the task's context [C, context_dim]."""
@@ -203,6 +223,7 @@ class PEARLRun(TrainingRun):
                 self.stop_if_signalled()
             self.iteration += 1
             self.collected, self.iteration_updates = False, 0
+            self.advance()
             self.periodic()
         self.write_metrics()
 

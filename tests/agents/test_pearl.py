@@ -307,3 +307,24 @@ def test_the_end_of_run_summary_says_which_episodes_were_exploration(tmp_path, c
                  "agent.eval_exploration_episodes=2"]) == 0  # fmt: skip
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("eval on"))
     assert "(k=1..2: exploration)" in line
+
+
+def test_the_progress_bar_counts_iterations_so_its_eta_includes_the_updates(tmp_path):
+    """An iteration is `updates_per_iteration` gradient steps after its collection: counting
+    env steps put hours of updates at minutes. The bar counts the initial collection and the
+    iterations the budget allows, and a finished run ends at its total."""
+    full = load_config(SMOKE.parents[1] / "pearl_point_robot.yaml")
+    oyster = PEARLRun(full, tmp_path / "a", full.env.build(), for_evaluation=True)
+    try:  # oyster's point robot: the initial collection and its 500 iterations
+        assert oyster.progress_total == 1 + 500
+    finally:
+        oyster.close()
+    run = _run(tmp_path / "b")
+    try:
+        assert run.progress_unit == "iterations"
+        # 300 steps: 4 tasks x 20 initial, then 2 tasks x (20 + 20) per iteration.
+        assert run.progress_total == 1 + 3 and run.progress_count() == 0
+        run.train()
+        assert run.progress_count() == run.progress_total
+    finally:
+        run.close()
