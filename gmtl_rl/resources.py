@@ -280,7 +280,7 @@ def _option_critic(config: RunConfig, env: EnvSpec) -> list[Part]:
     c: Any = config.agent
     obs, act = _features(env.observation_space), _features(env.action_space)
     options = c.num_options
-    if not hasattr(c, "hidden"):  # tabular: θ, ϑ and Q_U as float64 arrays
+    if not hasattr(c, "hidden"):  # tabular: θ, Q_U [O,S,A], ϑ, Q_Ω [O,S]: ≤ 3·O·S·A float64
         return [
             Part("agent.num_options", "the option tables", 3 * 8 * options * obs * act, True),
         ]

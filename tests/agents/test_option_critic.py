@@ -283,3 +283,41 @@ def test_the_option_map_of_a_run_is_drawn_from_its_checkpoint(tmp_path):
     best, _, beta = option_tables(state, temperature=0.01)
     np.testing.assert_array_equal(best, np.asarray(state["q_omega"]).argmax(-1))
     assert beta.shape == np.asarray(state["vartheta"]).shape
+
+
+# The authors' Four Rooms run (jeanharb/option_critic @5d6c81a, fourrooms/README.md):
+# `transfer.py --baseline --discount=0.99 --epsilon=0.01 --noptions=4 --lr_critic=0.5
+# --lr_intra=0.25 --lr_term=0.25 --nruns=100 --nsteps=1000`, with transfer.py's defaults for
+# what the command leaves out (--temperature 1e-2, softmax policy over options, all weights 0).
+AUTHORS_FOUR_ROOMS = {
+    "agent.num_options": 4,
+    "agent.gamma": 0.99,
+    "agent.lr_critic": 0.5,
+    "agent.lr_intra": 0.25,
+    "agent.lr_term": 0.25,
+    "agent.temperature": 1e-2,
+    "agent.option_choice": "softmax",
+    "agent.baseline": True,
+    "agent.termination_reg": 0.0,
+    "env.horizon": 1000,  # --nsteps: the longest episode
+}
+
+
+def test_the_four_rooms_config_holds_the_authors_values():
+    from gmtl_rl.config import load_config
+
+    config = load_config(Path(__file__).parents[2] / "configs" / "option_critic_four_rooms.yaml")
+    ours = {
+        "agent.num_options": config.agent.num_options,
+        "agent.gamma": config.agent.gamma,
+        "agent.lr_critic": config.agent.lr_critic,
+        "agent.lr_intra": config.agent.lr_intra,
+        "agent.lr_term": config.agent.lr_term,
+        "agent.temperature": config.agent.temperature,
+        "agent.option_choice": config.agent.option_choice,
+        "agent.baseline": config.agent.baseline,
+        "agent.termination_reg": config.agent.termination_reg,
+        "env.horizon": config.env.options.horizon,
+    }
+    drift = {k: (ours[k], v) for k, v in AUTHORS_FOUR_ROOMS.items() if ours[k] != v}
+    assert not drift, f"ours vs the authors': {drift}"
