@@ -1,185 +1,209 @@
-"""Meta-RL on the PEARL point robots: PEARL and RL² against a non-adaptive SAC, by their
-adaptation curves on held-out goals (return of episode k = 1..K of a trial on a test goal the
-agent never trained on).
+"""Meta-RL on the PEARL point robots, between its bounds: PEARL (and RL²) against the oracle
+(SAC shown the goal) and the non-adaptive baseline (SAC with the goal hidden), by their
+adaptation curves on the held-out test goals (issue 14).
 
-Run (from the repository root; every run is a normal `gmtl train` run under --runs):
+Run (from the repository root; one run at a time, each a normal `gmtl train` run):
 
-    python benchmarks/meta_point_robot.py --family point-robot --seeds 0 1 2
-    python benchmarks/meta_point_robot.py --family sparse-point-robot --pearl-steps 400000
+    python benchmarks/meta_point_robot.py --family point-robot --seeds 0 1 2 \
+        --steps pearl=76000 oracle=50000 nonadaptive=50000
+    python benchmarks/meta_point_robot.py --family sparse-point-robot --seeds 0 1 2 \
+        --agents pearl rl2 oracle nonadaptive --steps pearl=286000 oracle=50000 nonadaptive=50000
 
-Agents: PEARL (configs/pearl_<family>.yaml), RL² (configs/rl2_<family>.yaml, where shipped)
-and SAC on the same hidden-goal tasks, which cannot tell goals apart and so cannot adapt (its
-curve is flat; it learns the best goal-agnostic behaviour). Budgets are CLI options; every
-agent is evaluated with the same protocol (test split, `--episodes` K, 3 repeats per goal).
+Every agent trains from its shipped config (configs/<agent>_<family>.yaml: oyster's settings
+for PEARL, held by tests/agents/test_pearl_configs.py) with only `seed`, `total_steps` (the CPU
+budget, the truncation of the authors' 500 iterations stated by `--steps`) and plumbing
+(evaluation and checkpoint schedules) overridden. The oracle and non-adaptive configs evaluate
+with PEARL's protocol (a test holds them equal), so each run's own final evaluation
+(eval/adaptation.csv) is compared as it is; RL² keeps its own trial length.
 
-Runs whose directory already holds a finished run are reused (`--reuse`; e.g. a long RL² run
-trained with `gmtl train`), and every run is evaluated here with one protocol (`gmtl eval RUN
---split test --episodes K`, 3 repeats per goal), so all curves compare like for like.
+A run directory that holds a finished run is reused; one with a checkpoint is resumed with
+`gmtl resume` (a session that ended mid-run loses nothing but the steps since its last
+checkpoint); the script can be stopped and started again at any point.
 
-Writes `<out>/meta_<family>.csv` (agent, seed, k, mean return, mean success over the test
-goals), `<out>/meta_<family>_adaptation.png` (all agents on one plot, 95% intervals over
-goals × seeds) and `<out>/meta_<family>_training.png` (test return at k = K against env
-steps), and prints the check of issue 5: per agent, the last episode's return against the
-first, and against SAC's. RL² is evaluated with its own K (the trial length it meta-trained on;
-`--rl2-run` takes a finished run, e.g. from benchmarks/rl2_point_robot.py).
+Writes `<out>/meta_<family>.csv` (agent, seed, k, mean return and success over the test goals,
+env steps, seconds of training summed over the run's attempts), `<out>/meta_<family>.md` (the table:
+mean over seeds and goals with 95% intervals by `summarize`'s rule, runs resampled within goal
+strata) and `<out>/meta_<family>_adaptation.png` (the meta-learners' curves with the oracle and
+non-adaptive levels as reference lines), and prints the issue's checks: PEARL's posterior
+episodes against the oracle (within 15%?), and success after the exploration episodes.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import subprocess
 import sys
 import time
-from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from gmtl_rl.evaluation.stats import CurvePoint
+
 ROOT = Path(__file__).parents[1]
-SAC_BASELINE = ROOT / "configs" / "smoke" / "sac_point_robot.yaml"
+AGENTS = ("pearl", "rl2", "oracle", "nonadaptive")
+BOUNDS = ("oracle", "nonadaptive")
 
 
-def runs_for(args: argparse.Namespace) -> dict[str, tuple[Path, list[str]]]:
-    """agent label -> (config, overrides) for this family."""
-    slug = args.family.replace("-", "_")
-    common = [
-        "threads=1",
-        f"eval.episodes={args.episodes}",
-        "eval.repeats=3",
-        "eval.split=test",
-        "logging.tensorboard=false",
-    ]
-    runs: dict[str, tuple[Path, list[str]]] = {
-        "pearl": (
-            ROOT / "configs" / f"pearl_{slug}.yaml",
-            [f"total_steps={args.pearl_steps}", *common, *args.pearl_override],
-        )
-    }
-    rl2 = ROOT / "configs" / f"rl2_{slug}.yaml"
-    if rl2.exists() and not args.skip_rl2:
-        runs["rl2"] = (rl2, [f"total_steps={args.rl2_steps}", *common])
-    runs["sac (non-adaptive)"] = (
-        SAC_BASELINE,
-        [
-            f"experiment=sac-{args.family}-hidden-goal",
-            f"env.name={args.family}",
-            "env.observe_goal=false",
-            "env.n_train=80",
-            "env.n_test=20",
-            "agent.hidden=[256,256]",
-            "agent.batch_size=256",
-            "agent.buffer_size=1000000",
-            "agent.learning_starts=1000",
-            "sampler.n_envs=4",
-            f"eval.every_steps={max(args.sac_steps // 10, 1)}",
-            f"total_steps={args.sac_steps}",
-            "checkpoint.every_steps=0",
-            "logging.every_steps=5000",
-            *common,
-        ],
-    )
-    return runs
+def config_for(agent: str, family: str, configs: Path) -> Path:
+    path = configs / f"{agent}_{family.replace('-', '_')}.yaml"
+    if not path.is_file():
+        raise SystemExit(f"{agent} on {family}: no config {path}")
+    return path
 
 
-def train(config: Path, overrides: list[str], run_dir: Path, reuse: bool) -> tuple[Path, float]:
-    start = time.perf_counter()
-    if reuse and (run_dir / "eval" / "summary.json").is_file():
-        return run_dir, float("nan")
-    cmd = [sys.executable, "-m", "gmtl_rl.cli", "train", str(config), *overrides]
-    done = subprocess.run([*cmd, "--run-dir", str(run_dir)], capture_output=True, text=True)
+def train_or_resume(agent: str, seed: int, steps: int, args: argparse.Namespace) -> Path:
+    """Bring one run to `steps` env steps: reuse it, resume it or start it."""
+    from gmtl_rl.run_dir import RunDir
+
+    run = RunDir(args.runs / args.family.replace("-", "_") / f"{agent}-s{seed}")
+    budget = [f"total_steps={steps}"]
+    if run.path.is_dir():
+        config = run.read_config_mapping()
+        if run.is_finished({**config, "total_steps": steps}):
+            return run.path
+        cmd = ["resume", str(run.path), *budget]
+    else:
+        plumbing = [
+            f"seed={seed}",
+            *budget,
+            "logging.tensorboard=false",
+            f"checkpoint.every_steps={args.every}",
+            "checkpoint.keep=1",
+            f"eval.every_steps={args.every}",
+        ]
+        config = config_for(agent, args.family, args.configs)
+        cmd = ["train", str(config), *plumbing, "--run-dir", str(run.path)]
+    print(f"[{time.strftime('%H:%M:%S')}] gmtl {' '.join(cmd)}", flush=True)
+    done = subprocess.run([sys.executable, "-m", "gmtl_rl.cli", *cmd])
     if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return run_dir, time.perf_counter() - start
+        raise SystemExit(f"gmtl {' '.join(cmd)} failed (exit {done.returncode})")
+    return run.path
+
+
+def training_wall_s(metrics_csv: Path) -> float:
+    """Seconds of training: `time_s` counts from the start of each attempt (train, then every
+    resume), so the run's total is the sum of each attempt's last value."""
+    with open(metrics_csv, newline="") as f:
+        times = [float(row["time_s"]) for row in csv.DictReader(f) if row.get("time_s")]
+    ends = [t for t, after in zip(times, [*times[1:], 0.0], strict=True) if after < t]
+    return float(sum(ends))
+
+
+def fmt(point: CurvePoint) -> str:
+    low, high = point.mean_ci
+    return f"{point.mean:.2f} [{low:.2f}, {high:.2f}]"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--family", choices=["point-robot", "sparse-point-robot"],
                         default="point-robot")  # fmt: skip
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--episodes", type=int, default=4, help="K: episodes per trial")
-    parser.add_argument("--pearl-steps", type=int, default=300_000)
-    parser.add_argument("--pearl-override", nargs="*", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--rl2-steps", type=int, default=2_000_000)
-    parser.add_argument("--skip-rl2", action="store_true")
-    parser.add_argument("--rl2-run", type=Path, help="a finished RL² run to use (not trained)")
-    parser.add_argument("--sac-steps", type=int, default=30_000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--reuse", action="store_true", help="keep finished runs in --runs")
-    parser.add_argument("--runs", type=Path, default=Path("runs/benchmarks/meta_point_robot"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--agents", nargs="+", choices=AGENTS, default=["pearl", *BOUNDS])
+    parser.add_argument("--steps", nargs="+", default=[], metavar="AGENT=STEPS",
+                        help="env steps per agent (default: its config's)")  # fmt: skip
+    parser.add_argument("--every", type=int, default=10_000,
+                        help="env steps between checkpoints, and between evaluations")  # fmt: skip
+    parser.add_argument("--configs", type=Path, default=ROOT / "configs",
+                        help="holds <agent>_<family>.yaml (configs/smoke: a check)")  # fmt: skip
+    parser.add_argument("--report-only", action="store_true", help="train nothing")
+    parser.add_argument("--runs", type=Path, default=Path("runs/meta"))
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args(argv)
 
-    from gmtl_rl.evaluation.adaptation import read_csv
-
-    jobs = {
-        (label, seed): (config, [*overrides, f"seed={seed}"])
-        for label, (config, overrides) in runs_for(args).items()
-        for seed in args.seeds
-        if not (label == "rl2" and args.rl2_run)
-    }
-    tag = args.family.replace("-", "_")
-    with ThreadPoolExecutor(args.workers) as pool:
-        futures = {
-            key: pool.submit(train, config, overrides,
-                             args.runs / tag / f"{key[0].split()[0]}-s{key[1]}", args.reuse)
-            for key, (config, overrides) in jobs.items()
-        }  # fmt: skip
-        done = {key: f.result() for key, f in futures.items()}
-    if args.rl2_run:
-        done[("rl2", 0)] = (args.rl2_run, float("nan"))
-
-    from gmtl_rl import runner
-    from gmtl_rl.evaluation.adaptation import summarize
+    from gmtl_rl.config import read_yaml
+    from gmtl_rl.evaluation.adaptation import read_csv, summarize
     from gmtl_rl.evaluation.plots import plot_adaptation
-    from gmtl_rl.evaluation.training import read_eval_points, write_training_plot
+    from gmtl_rl.evaluation.runs import bound_references
+    from gmtl_rl.run_dir import RunDir
 
+    steps = {
+        a: int(read_yaml(config_for(a, args.family, args.configs))["total_steps"])
+        for a in args.agents
+    }
+    for item in args.steps:
+        agent, _, value = item.partition("=")
+        if agent not in steps or not value.isdigit():
+            raise SystemExit(f"--steps {item}: expected AGENT=STEPS with AGENT in {list(steps)}")
+        steps[agent] = int(value)
+
+    runs: dict[str, list[Path]] = {a: [] for a in args.agents}
+    for agent in args.agents:
+        for seed in args.seeds:
+            run = args.runs / args.family.replace("-", "_") / f"{agent}-s{seed}"
+            if not args.report_only:
+                run = train_or_resume(agent, seed, steps[agent], args)
+            if RunDir(run).adaptation_csv.is_file():
+                runs[agent].append(run)
+            else:
+                print(f"{run}: no final evaluation yet; left out of the report")
+
+    tag = args.family.replace("-", "_")
     args.out.mkdir(parents=True, exist_ok=True)
-    table: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    pooled: dict[str, list] = defaultdict(list)
-    points: dict[str, list] = defaultdict(list)
+    exploration: dict[str, int] = {}
     with open(args.out / f"meta_{tag}.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["agent", "seed", "k", "return", "success", "wall_s"])
-        for (label, seed), (run_dir, wall) in sorted(done.items()):
-            # RL² is evaluated on trials as long as those it trained on (its eval.episodes).
-            k = None if label == "rl2" else args.episodes
-            out = runner.evaluate(run_dir, split="test", episodes=k)
-            rows = read_csv(out / "adaptation.csv")
-            pooled[label].extend(rows)
-            points[label].extend(read_eval_points(run_dir / "metrics.csv", seed))
-            for k in sorted({r.episode for r in rows}):
-                ret = float(np.mean([r.episode_return for r in rows if r.episode == k]))
-                suc = float(np.mean([r.success for r in rows if r.episode == k]))
-                table[label][k].append(ret)
-                writer.writerow([label, seed, k, f"{ret:.4g}", f"{suc:.3g}", f"{wall:.0f}"])
-    summaries = {label: summarize(rows) for label, rows in pooled.items()}
-    title = f"{args.family}: held-out goals, episode k of a trial (seeds {args.seeds})"
-    plot_adaptation(
-        {k: s.episode_return for k, s in summaries.items()},
-        {k: s.success for k, s in summaries.items()},
-        args.out / f"meta_{tag}_adaptation.png",
-        title=title,
-    )
-    if all(points.values()):
-        write_training_plot(
-            dict(points), args.out / f"meta_{tag}_training.png",
-            title=f"{args.family}: test return at the last evaluated episode vs env steps",
-        )  # fmt: skip
+        writer.writerow(["agent", "seed", "k", "return", "success", "env_steps", "wall_s"])
+        for agent, dirs in runs.items():
+            for run in dirs:
+                summary = json.loads(RunDir(run).summary_json.read_text())
+                exploration[agent] = int(summary.get("exploration_episodes", 0))
+                wall = training_wall_s(RunDir(run).metrics)
+                rows = read_csv(RunDir(run).adaptation_csv)
+                for k in sorted({r.episode for r in rows}):
+                    at_k = [r for r in rows if r.episode == k]
+                    writer.writerow([
+                        agent, summary["seed"], k,
+                        f"{np.mean([r.episode_return for r in at_k]):.4g}",
+                        f"{np.mean([r.success for r in at_k]):.3g}",
+                        summary["step"], f"{wall:.0f}",
+                    ])  # fmt: skip
 
-    sac = table.get("sac (non-adaptive)", {})
-    sac_last = float(np.mean(sac[max(sac)])) if sac else float("nan")
-    print(f"\n{args.family}: mean test return of episode k (seeds {args.seeds})")
-    for label, by_k in table.items():
-        first, last = float(np.mean(by_k[1])), float(np.mean(by_k[max(by_k)]))
-        curve = "  ".join(f"k={k}: {np.mean(v):.2f}" for k, v in sorted(by_k.items()))
-        verdict = (
-            "" if label.startswith("sac") else
-            f"  last>first: {last > first}  last>sac: {last > sac_last}"
-        )  # fmt: skip
-        print(f"  {label:<20} {curve}{verdict}")
+    learners = {a: d for a, d in runs.items() if a not in BOUNDS and d}
+    references = bound_references(runs.get("oracle", []), runs.get("nonadaptive", []))
+    summaries = {
+        a: summarize([row for run in dirs for row in read_csv(RunDir(run).adaptation_csv)])
+        for a, dirs in learners.items()
+    }
+    width = max((len(s.episode_return) for s in summaries.values()), default=1)
+    lines = [
+        f"| agent (env steps, seeds) | {' | '.join(f'k = {k}' for k in range(1, width + 1))} |",
+        "|---" * (width + 1) + "|",
+    ]
+    for agent, s in summaries.items():
+        cells = " | ".join(fmt(p) for p in s.episode_return)
+        lines.append(f"| {agent} ({steps[agent]:,}, {len(learners[agent])}) | {cells} |")
+    for label, ref in references.items():
+        lines.append(f"| {label}: level over all k | {fmt(ref.episode_return)} |")
+    table = "\n".join(lines)
+    (args.out / f"meta_{tag}.md").write_text(table + "\n")
+    print(table)
+
+    if summaries:
+        plot_adaptation(
+            {a: s.episode_return for a, s in summaries.items()},
+            {a: s.success for a, s in summaries.items()},
+            args.out / f"meta_{tag}_adaptation.png",
+            title=f"{args.family}: held-out goals, episode k of a trial (seeds {args.seeds})",
+            references=references,
+        )
+    oracle = next((r for label, r in references.items() if label.startswith("oracle")), None)
+    for agent, s in summaries.items():
+        first = exploration.get(agent, 0)  # episodes 1..first explore (PEARL: prior z)
+        post = s.episode_return[first:]
+        post_success = s.success[first:]
+        ret = float(np.mean([p.mean for p in post]))
+        suc = float(np.mean([p.mean for p in post_success]))
+        check = f"{agent}: episodes {first + 1}-{len(s.episode_return)} (after {first} "
+        check += f"exploration): mean return {ret:.2f}, success {suc:.2f}"
+        if oracle is not None:
+            level = oracle.episode_return.mean
+            gap = (level - ret) / abs(level) if level else float("nan")
+            check += f"; oracle {level:.2f}, gap {100 * gap:.1f}% of the oracle's return"
+        print(check)
 
 
 if __name__ == "__main__":

@@ -43,10 +43,12 @@ class SamplerConfig(_Section):
     autoreset_mode: Literal["disabled", "next_step", "same_step"] = Field(
         "disabled", description="Gymnasium vector autoreset mode (disabled: the sampler resets)"
     )
-    backend: Literal["sync", "subprocess", "ray"] = Field(
-        "sync",
-        description="step envs in this process, one worker process per env, or one Ray actor "
-        "per env (pip install 'gmtl-rl[ray]'; $RAY_ADDRESS, else a local Ray)",
+    backend: Literal["auto", "batched", "sync", "subprocess", "ray"] = Field(
+        "auto",
+        description="auto: the family's batched env where it has one (all envs as one array "
+        "step: point robots), else sync; sync: single envs stepped in this process; "
+        "subprocess: one worker process per env; ray: one Ray actor per env "
+        "(pip install 'gmtl-rl[ray]'; $RAY_ADDRESS, else a local Ray)",
     )
     worker_timeout_s: float = Field(
         60.0, gt=0, description="subprocess/ray: a worker silent this long is restarted"
@@ -57,7 +59,7 @@ class SamplerConfig(_Section):
 
     @model_validator(mode="after")
     def _workers_reset_themselves(self) -> SamplerConfig:
-        if self.backend != "sync" and self.autoreset_mode != "disabled":
+        if self.backend in ("subprocess", "ray") and self.autoreset_mode != "disabled":
             raise ValueError(
                 f"backend {self.backend} needs autoreset_mode disabled (it resets envs)"
             )

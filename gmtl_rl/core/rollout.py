@@ -2,7 +2,9 @@
 
 Termination vs truncation and Gymnasium's vector autoreset modes are handled here and nowhere
 else. Every env is wrapped in `TaskEnvWrapper`, so a task switch is queued and applied by the
-next reset; the sampler resets explicitly whenever it switches tasks.
+next reset; the sampler resets explicitly whenever it switches tasks. A family with a batched
+env (`gmtl_rl.envs.batched`: all envs as one array operation) is stepped through it instead
+(backend `auto` or `batched`), with the same task API and the same transitions.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from gmtl_rl.core.policy import Policy
 from gmtl_rl.core.records import EpisodeRecord, Obs, StepBatch, obs_copy, obs_index
 from gmtl_rl.core.schedules import TaskSchedule
 from gmtl_rl.core.workers import SubprocessVectorEnv
+from gmtl_rl.envs.batched import BatchedTaskEnv
 from gmtl_rl.envs.numerical_guard import NumericalGuard
 from gmtl_rl.envs.task import Task, TaskDistribution
 
@@ -102,7 +105,7 @@ class RolloutSampler:
         seed: int,
         episodes_per_trial: int = 1,
         autoreset_mode: AutoresetMode | str = AutoresetMode.DISABLED,
-        backend: str = "sync",
+        backend: str = "auto",
         worker_timeout_s: float = 60.0,
         max_restarts: int = 3,
     ) -> None:
@@ -128,7 +131,17 @@ class RolloutSampler:
         self.slots = _EnvSlots(n_envs)
         factories = [self._env_factory(i) for i in range(n_envs)]
         self.vec: Any
-        if backend == "subprocess":
+        batched = None
+        if backend in ("auto", "batched"):
+            batched = distribution.make_batched_env(n_envs, self.tasks[0], self.mode)
+            if batched is None and backend == "batched":
+                raise ValueError(
+                    f"sampler.backend batched: task family {distribution.name!r} has no batched "
+                    "env (families with one: point-robot, sparse-point-robot); use auto or sync"
+                )
+        if batched is not None:
+            self.vec = batched
+        elif backend == "subprocess":
             if self.mode != AutoresetMode.DISABLED:
                 raise ValueError("the subprocess backend resets envs itself: autoreset disabled")
             self.vec = SubprocessVectorEnv(factories, worker_timeout_s, max_restarts)
@@ -139,13 +152,15 @@ class RolloutSampler:
 
             # Every env starts from the same factory: one object-store copy for all workers.
             self.vec = RayVectorEnv([factories[0]] * n_envs, worker_timeout_s, max_restarts)
-        elif backend == "sync":
+        elif backend in ("sync", "auto", "batched"):
             # copy=False: the vector env returns its own observation buffer, which every step
             # and reset overwrites in place; the sampler copies once per step and once per
             # reset wherever it keeps observations (`_start`, `_merge`, `load_state_dict`).
             self.vec = SyncVectorEnv(factories, autoreset_mode=self.mode, copy=False)
         else:
-            raise ValueError(f"unknown sampler backend {backend!r}: sync, subprocess or ray")
+            raise ValueError(
+                f"unknown sampler backend {backend!r}: auto, batched, sync, subprocess or ray"
+            )
         self.single_action_space = self.vec.single_action_space
         self.single_observation_space = self.vec.single_observation_space
         self._obs: Obs = self._start(np.ones(n_envs, bool), seed=seed)
@@ -163,28 +178,33 @@ class RolloutSampler:
         assert isinstance(env, TaskEnvWrapper)
         return env
 
-    # Per-env access that works for both backends (in process, or in a worker).
+    # Per-env access that works for every backend: the wrapper of an env in this process, or
+    # the vector env's own per-env methods (workers, a batched env).
+    @property
+    def _vec_has_task_api(self) -> bool:
+        return isinstance(self.vec, SubprocessVectorEnv | BatchedTaskEnv)
+
     def _set_pending(self, i: int, task_id: int) -> None:
         pending = (task_id, self.tasks[task_id])
-        if isinstance(self.vec, SubprocessVectorEnv):
+        if self._vec_has_task_api:
             self.vec.set_pending(i, pending)
         else:
             self._wrapper(i).pending = pending
 
     def _get_env_state(self, i: int) -> Any:
-        if isinstance(self.vec, SubprocessVectorEnv):
+        if self._vec_has_task_api:
             return self.vec.get_state(i)
         return self._wrapper(i).unwrapped.get_state()  # type: ignore[attr-defined]
 
     def _set_env_state(self, i: int, state: Any) -> None:
-        if isinstance(self.vec, SubprocessVectorEnv):
+        if self._vec_has_task_api:
             self.vec.set_state(i, state)
         else:
             self._wrapper(i).unwrapped.set_state(state)  # type: ignore[attr-defined]
 
     @property
     def worker_restarts(self) -> int:
-        return self.vec.restarts if isinstance(self.vec, SubprocessVectorEnv) else 0
+        return self.vec.restarts if self._vec_has_task_api else 0
 
     # -- trials and resets ----------------------------------------------------------------
     def _new_episode(self, mask: np.ndarray) -> None:
@@ -334,7 +354,7 @@ class RolloutSampler:
 
     # -- checkpointing ------------------------------------------------------------------------
     def envs_are_stateful(self) -> bool:
-        if isinstance(self.vec, SubprocessVectorEnv):
+        if self._vec_has_task_api:
             return self.vec.has_state()
         return all(hasattr(self._wrapper(i).unwrapped, "get_state") for i in range(self.num_envs))
 

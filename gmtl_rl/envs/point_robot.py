@@ -3,17 +3,55 @@ goal that is the task. The fast workhorses for every test."""
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.vector import AutoresetMode
 from pydantic import Field
 
+from gmtl_rl.core.records import Obs
+from gmtl_rl.envs.batched import BatchedTaskEnv
 from gmtl_rl.envs.registry import register_family
 from gmtl_rl.envs.task import MAX_SEED, MAX_TASKS, FamilyOptions, Task, TaskDistribution
 
 MAX_STEP = 0.1  # action bound per axis: s' = s + clip(a, -0.1, 0.1)
+
+
+def move(
+    pos: np.ndarray,
+    goal: np.ndarray,
+    action: np.ndarray,
+    sparse: np.ndarray | bool,
+    goal_radius: float,
+    success_radius: float,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The dynamics and reward, over any leading batch dims (one env is a batch of one, so the
+    single and batched envs give the same numbers): s' = s + clip(a), the dense reward
+    -‖s' - g‖, the sparse one (oyster SparsePointEnv: dense + 1 inside the goal radius, else
+    0) where `sparse`, success inside `success_radius`."""
+    pos = pos + np.clip(np.asarray(action, np.float64), -MAX_STEP, MAX_STEP)
+    delta = pos - goal
+    dist = np.hypot(delta[..., 0], delta[..., 1])
+    dense = -dist
+    sparse_reward = np.where(dist <= goal_radius, dense + 1.0, 0.0)
+    reward = np.where(sparse, sparse_reward, dense)
+    info = {
+        "success": (dist <= success_radius).astype(np.float64),
+        "distance": dist,
+        "dense_reward": dense,
+        "sparse_reward": sparse_reward,
+    }
+    return pos, reward, info
+
+
+def goal_reward(
+    achieved_goal: np.ndarray, desired_goal: np.ndarray, sparse: np.ndarray | bool, radius: float
+) -> np.ndarray:
+    """GoalEnv reward of the observed (float32) goals, over leading batch dims: relabelled
+    rewards (HER) equal the env's own exactly."""
+    dense = -np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
+    return np.where(sparse, np.where(dense >= -radius, dense + 1.0, 0.0), dense)
 
 
 class PointRobotEnv(gym.Env[Any, np.ndarray]):
@@ -63,11 +101,6 @@ class PointRobotEnv(gym.Env[Any, np.ndarray]):
             }
         return pos
 
-    def sparsify(self, dense: np.ndarray) -> np.ndarray:
-        # oyster SparsePointEnv: 0 outside the goal radius, dense + 1 inside.
-        inside = dense >= -self.goal_radius
-        return np.where(inside, dense + 1.0, 0.0)
-
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
@@ -80,20 +113,13 @@ class PointRobotEnv(gym.Env[Any, np.ndarray]):
         return self._obs(), {}
 
     def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        action = np.asarray(action, dtype=np.float64).clip(-MAX_STEP, MAX_STEP)
-        self._pos = self._pos + action
+        sparse = self.reward_mode == "sparse"
+        self._pos, reward, columns = move(
+            self._pos, self.goal, action, sparse, self.goal_radius, self.success_radius
+        )
         self._t += 1
-        dist = math.hypot(*(self._pos - self.goal))
-        dense = -dist
-        sparse = dense + 1.0 if dist <= self.goal_radius else 0.0  # = sparsify(dense), scalar
-        reward = dense if self.reward_mode == "dense" else sparse
-        info = {
-            "success": float(dist <= self.success_radius),
-            "distance": dist,
-            "dense_reward": dense,
-            "sparse_reward": sparse,
-        }
-        return self._obs(), reward, False, self._t >= self.horizon, info
+        info = {key: float(value) for key, value in columns.items()}
+        return self._obs(), float(reward), False, self._t >= self.horizon, info
 
     # StatefulEnv protocol: lets a checkpoint resume an episode in flight exactly.
     def get_state(self) -> dict[str, Any]:
@@ -122,16 +148,87 @@ class GoalPointRobotEnv(PointRobotEnv):
         self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any = None
     ) -> np.ndarray:
         """Vectorised over leading batch dimensions (GoalEnv convention)."""
-        dist = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
-        if self.reward_mode == "dense":
-            return -dist
-        return self.sparsify(-dist)
+        sparse = self.reward_mode == "sparse"
+        return goal_reward(achieved_goal, desired_goal, sparse, self.goal_radius)
 
     def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         obs, _, terminated, truncated, info = super().step(action)
         # Reward from the observed (float32) goals, so relabelled rewards match exactly.
         reward = float(self.compute_reward(obs["achieved_goal"], obs["desired_goal"], info))
         return obs, reward, terminated, truncated, info
+
+
+class BatchedPointRobot(BatchedTaskEnv):
+    """N point robots as arrays: the same `move` as `PointRobotEnv`, one call for all rows."""
+
+    def __init__(
+        self,
+        num_envs: int,
+        task: Task,
+        env: PointRobotEnv,
+        autoreset_mode: AutoresetMode = AutoresetMode.DISABLED,
+    ) -> None:
+        """`env`: a single env of the family, whose settings every row takes."""
+        super().__init__(num_envs, task, env.observation_space, env.action_space, autoreset_mode)
+        self.horizon, self.start = env.horizon, env.start
+        self.goal_radius, self.success_radius = env.goal_radius, env.success_radius
+        self.observe_goal = env.observe_goal
+        self.pos = np.zeros((num_envs, 2))
+        self.t = np.zeros(num_envs, np.int64)
+        self.goal = np.tile(env.goal, (num_envs, 1))
+        self.sparse = np.full(num_envs, env.reward_mode == "sparse")
+
+    def _apply_tasks(self, rows: np.ndarray) -> None:
+        for i in rows:
+            task = self.tasks[i]
+            self.goal[i] = task.array("goal")
+            self.sparse[i] = dict(task.params).get("reward", "dense") == "sparse"
+
+    def _reset_rows(self, rows: np.ndarray) -> None:
+        if self.start == "uniform":
+            for i in rows:  # each row draws from its own generator, as a single env would
+                self.pos[i] = self.rng(int(i)).uniform(-1.0, 1.0, size=2)
+        else:
+            self.pos[rows] = 0.0
+        self.t[rows] = 0
+
+    def _observe(self) -> Obs:
+        pos = self.pos.astype(np.float32)
+        if self.observe_goal:
+            return {
+                "observation": pos,
+                "achieved_goal": pos.copy(),
+                "desired_goal": self.goal.astype(np.float32),
+            }
+        return pos
+
+    def _step_rows(
+        self, actions: np.ndarray, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        pos, reward, info = move(
+            self.pos, self.goal, actions, self.sparse, self.goal_radius, self.success_radius
+        )
+        self.pos = np.where(rows[:, None], pos, self.pos)
+        self.t += rows
+        if self.observe_goal:  # GoalPointRobotEnv: the reward of the observed float32 goals
+            pos32, goal32 = self.pos.astype(np.float32), self.goal.astype(np.float32)
+            reward = goal_reward(pos32, goal32, self.sparse, self.goal_radius)
+        terminated = np.zeros(self.num_envs, bool)
+        return reward, terminated, self.t >= self.horizon, info
+
+    def get_state(self, i: int) -> dict[str, Any]:
+        return {
+            "pos": self.pos[i].tolist(),
+            "t": int(self.t[i]),
+            "goal": self.goal[i].tolist(),
+            "rng": self.rng(i).bit_generator.state,
+        }
+
+    def set_state(self, i: int, state: dict[str, Any]) -> None:
+        self.pos[i] = np.asarray(state["pos"], dtype=np.float64)
+        self.t[i] = int(state["t"])
+        self.goal[i] = np.asarray(state["goal"], dtype=np.float64)
+        self.rng(i).bit_generator.state = state["rng"]
 
 
 class PointRobotOptions(FamilyOptions):
@@ -197,6 +294,17 @@ class _PointFamily(TaskDistribution):
         if kwargs.pop("observe_goal"):
             return GoalPointRobotEnv(goal=task.array("goal"), **kwargs)
         return PointRobotEnv(goal=task.array("goal"), **kwargs)
+
+    def make_batched_env(
+        self,
+        num_envs: int,
+        task: Task | None = None,
+        autoreset_mode: AutoresetMode = AutoresetMode.DISABLED,
+    ) -> BatchedPointRobot:
+        task = task or self._train[0]
+        single = self.make_env(task)
+        assert isinstance(single, PointRobotEnv)
+        return BatchedPointRobot(num_envs, task, single, autoreset_mode)
 
     def set_task(self, env: gym.Env, task: Task) -> None:
         inner = env.unwrapped

@@ -6,11 +6,15 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.vector import AutoresetMode
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from gmtl_rl.envs.batched import BatchedTaskEnv
 
 # A task parameter: a number, a string, or a (nested) tuple of numbers such as a goal position.
 ParamValue = Any
@@ -134,6 +138,18 @@ class TaskDistribution(ABC):
     @abstractmethod
     def set_task(self, env: gym.Env, task: Task) -> None:
         """Switch `env` to `task`; takes effect at the next reset."""
+
+    def make_batched_env(
+        self,
+        num_envs: int,
+        task: Task | None = None,
+        autoreset_mode: AutoresetMode = AutoresetMode.DISABLED,
+    ) -> BatchedTaskEnv | None:
+        """`num_envs` envs of this family as one array env, all on `task` (or the first train
+        task) until `set_pending` switches them; None where the family has none (the sampler
+        then steps single envs). See `gmtl_rl.envs.batched`."""
+        del num_envs, task, autoreset_mode
+        return None
 
     @property
     def horizon(self) -> int | None:

@@ -52,10 +52,10 @@ class SB3Run(TrainingRun):
                 "sampler.autoreset_mode: SB3 resets its envs itself; remove the key "
                 "(sampler.n_envs does apply: envs are spread evenly over the task classes)"
             )
-        if config.sampler.backend != "sync":
+        if config.sampler.backend not in ("auto", "sync"):
             raise ConfigError(
                 f"sampler.backend: {config.sampler.backend!r} does not apply to sb3, which "
-                "steps its envs in SB3's own DummyVecEnv; remove the key (sync)"
+                "steps its envs in SB3's own DummyVecEnv; remove the key"
             )
         self.agent_config: SB3Config = config.agent
         train_tasks = distribution.train_tasks()

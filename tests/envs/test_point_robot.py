@@ -68,9 +68,13 @@ def test_sparse_point_robot_goals_lie_on_the_upper_half_circle():
 
 
 def test_sparse_reward_is_zero_outside_the_radius_and_dense_plus_one_inside():
-    env = make("sparse-point-robot", reward="sparse").make_env()
-    sparse = env.unwrapped.sparsify(np.array([-0.5, -0.2, -0.1, 0.0]))  # type: ignore[attr-defined]
-    np.testing.assert_allclose(sparse, [0.0, 0.8, 0.9, 1.0])
+    env = make("sparse-point-robot", reward="sparse").make_env()  # starts at the origin
+    rewards = []
+    for distance in (0.5, 0.2, 0.1, 0.0):
+        env.reset(seed=0)
+        env.unwrapped.goal = np.array([distance, 0.0])  # type: ignore[attr-defined]
+        rewards.append(env.step(np.zeros(2))[1])
+    np.testing.assert_allclose(rewards, [0.0, 0.8, 0.9, 1.0])
 
 
 def test_goal_env_reward_matches_compute_reward_in_batch():
