@@ -59,44 +59,91 @@ class _TaskIndex:
 
     Storage overwrites rows oldest-first, so within one task the overwritten row is always
     that task's oldest entry: popping from the front keeps every FIFO exact.
+
+    Adds and pops are queued as arrays (`append`, `drop_oldest`) and applied on the next read,
+    grouped by task: a sampler step with N envs on N tasks costs two list appends instead of N
+    Python pushes, and a loop that reads once per many steps (PEARL, every uniform-replay
+    agent) pays one push per task per read. Queued pushes go before queued pops: both act on
+    one FIFO per task, pushes at the back and pops (always a task's oldest rows) at the front.
     """
 
     def __init__(self) -> None:
-        self.rows: dict[int, np.ndarray] = {}
-        self.head: dict[int, int] = {}
-        self.count: dict[int, int] = {}
+        self._rows: dict[int, np.ndarray] = {}
+        self._head: dict[int, int] = {}
+        self._count: dict[int, int] = {}
+        self._queued_keys: list[np.ndarray] = []
+        self._queued_rows: list[np.ndarray] = []
+        self._queued_pops: list[np.ndarray] = []
 
-    def push(self, task: int, rows: np.ndarray) -> None:
-        buf = self.rows.get(task)
-        count = self.count.get(task, 0)
+    # -- writes (queued) -----------------------------------------------------------------------
+    def append(self, keys: np.ndarray, rows: np.ndarray) -> None:
+        """Queue `rows` under their `keys` (arrays of equal length; copied: a caller's view
+        of its own columns may change before the queue is applied)."""
+        self._queued_keys.append(np.array(keys, np.int64))
+        self._queued_rows.append(np.array(rows, np.int64))
+
+    def drop_oldest(self, keys: np.ndarray) -> None:
+        """Queue the removal of one oldest row of its task per entry of `keys`."""
+        self._queued_pops.append(np.array(keys, np.int64))
+
+    def _apply_queued(self) -> None:
+        if self._queued_keys:
+            keys = np.concatenate(self._queued_keys)
+            rows = np.concatenate(self._queued_rows)
+            self._queued_keys, self._queued_rows = [], []
+            order = np.argsort(keys, kind="stable")  # stable: each task's rows stay in order
+            keys, rows = keys[order], rows[order]
+            starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+            ends = np.r_[starts[1:], len(keys)]
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+                self._push(int(keys[a]), rows[a:b])
+        if self._queued_pops:
+            keys, counts = np.unique(np.concatenate(self._queued_pops), return_counts=True)
+            self._queued_pops = []
+            for key, n in zip(keys.tolist(), counts.tolist(), strict=True):
+                self._head[key] = (self._head[key] + n) % len(self._rows[key])
+                self._count[key] -= n
+
+    def _push(self, task: int, rows: np.ndarray) -> None:
+        buf = self._rows.get(task)
+        count = self._count.get(task, 0)
         if buf is None or count + len(rows) > len(buf):
-            old = self.ordered(task) if buf is not None else np.empty(0, np.int64)
+            old = self._ordered(task) if buf is not None else np.empty(0, np.int64)
             buf = np.empty(max(64, 2 * (count + len(rows))), np.int64)
             buf[:count] = old
-            self.rows[task], self.head[task] = buf, 0
-        end = self.head[task] + count
+            self._rows[task], self._head[task] = buf, 0
+        end = self._head[task] + count
         if end + len(rows) <= len(buf):
             buf[end : end + len(rows)] = rows
         else:
             buf[(end + np.arange(len(rows))) % len(buf)] = rows
-        self.count[task] = count + len(rows)
+        self._count[task] = count + len(rows)
 
-    def pop_front(self, task: int, n: int) -> None:
-        self.head[task] = (self.head[task] + n) % len(self.rows[task])
-        self.count[task] -= n
+    def _ordered(self, task: int) -> np.ndarray:
+        buf, head, count = self._rows[task], self._head[task], self._count[task]
+        return buf[(head + np.arange(count)) % len(buf)]
+
+    # -- reads (apply what is queued first) --------------------------------------------------
+    @property
+    def count(self) -> dict[int, int]:
+        """Rows per task (a live view: do not modify)."""
+        self._apply_queued()
+        return self._count
 
     def ordered(self, task: int) -> np.ndarray:
         """Rows of `task`, oldest first."""
-        buf, head, count = self.rows[task], self.head[task], self.count[task]
-        return buf[(head + np.arange(count)) % len(buf)]
+        self._apply_queued()
+        return self._ordered(task)
 
     def pick(self, task: int, positions: np.ndarray) -> np.ndarray:
         """Rows at FIFO positions (0 = oldest) of `task`."""
-        buf = self.rows[task]
-        return buf[(self.head[task] + positions) % len(buf)]
+        self._apply_queued()
+        buf = self._rows[task]
+        return buf[(self._head[task] + positions) % len(buf)]
 
     def tasks(self) -> list[int]:
-        return sorted(t for t, c in self.count.items() if c > 0)
+        self._apply_queued()
+        return sorted(t for t, c in self._count.items() if c > 0)
 
 
 class EpisodeIndex:
@@ -220,10 +267,8 @@ class ReplayStorage:
         n_over = self.size + n - self.capacity  # the last n_over of `rows` hold stored rows
         if n_over > 0:  # overwriting the oldest rows (also when this add only starts to wrap)
             overwritten = rows[n - n_over :]
-            for column, index in (("task_id", self.task_index), ("task_class", self.class_index)):
-                old, counts = np.unique(self.columns[column][overwritten], return_counts=True)
-                for key, count in zip(old, counts, strict=True):
-                    index.pop_front(int(key), int(count))
+            self.task_index.drop_oldest(self.columns["task_id"][overwritten])
+            self.class_index.drop_oldest(self.columns["task_class"][overwritten])
         # Hot path: plain slices when nothing wraps and every row is valid (no fancy indexing).
         dest: Any = slice(self.pos, self.pos + n) if self.pos + n <= self.capacity else rows
         src: Any = slice(None) if n == batch.num_envs else keep
@@ -239,8 +284,8 @@ class ReplayStorage:
         c["episode_id"][dest] = batch.episode_id[src]
         c["step_index"][dest] = batch.step_index[src]
         c["env_index"][dest] = keep
-        _push_grouped(self.task_index, batch.task_id[src], rows)
-        _push_grouped(self.class_index, batch.task_class[src], rows)
+        self.task_index.append(batch.task_id[src], rows)
+        self.class_index.append(batch.task_class[src], rows)
         done = batch.terminated[keep] | batch.truncated[keep]
         self.episodes.add(rows, keep, batch.step_index[keep], done)
         self.pos = int((self.pos + n) % self.capacity)
@@ -312,23 +357,14 @@ class ReplayStorage:
             self.columns[k][:n] = cols[k]
         self.size, self.pos = n, n % self.capacity
         self.task_index, self.class_index = _TaskIndex(), _TaskIndex()
-        _push_grouped(self.task_index, self.columns["task_id"][:n], np.arange(n))
-        _push_grouped(self.class_index, self.columns["task_class"][:n], np.arange(n))
+        self.task_index.append(self.columns["task_id"][:n], np.arange(n))
+        self.class_index.append(self.columns["task_class"][:n], np.arange(n))
         self.episodes.rebuild(self.columns, np.arange(n))
 
     def _insertion_order(self) -> np.ndarray:
         if self.size < self.capacity:
             return np.arange(self.size)
         return (self.pos + np.arange(self.capacity)) % self.capacity
-
-
-def _push_grouped(index: _TaskIndex, keys: np.ndarray, rows: np.ndarray) -> None:
-    """Append `rows` to `index` under their `keys` (one push when all keys agree)."""
-    if (keys == keys[0]).all():
-        index.push(int(keys[0]), rows)
-        return
-    for key in np.unique(keys):
-        index.push(int(key), rows[keys == key])
 
 
 class ReplaySampler(Protocol):

@@ -10,6 +10,7 @@ the bootstrapped target of that one transition is Q(s_prev) instead of garbage.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -25,10 +26,13 @@ except ImportError:  # pragma: no cover
 
 
 def _finite(value: Any) -> bool:
+    # Fast paths first: this runs twice per env step (obs and reward).
+    if type(value) is float:
+        return math.isfinite(value)
     if isinstance(value, dict):
         return all(_finite(v) for v in value.values())
     arr = np.asarray(value)
-    return not np.issubdtype(arr.dtype, np.floating) or bool(np.isfinite(arr).all())
+    return arr.dtype.kind not in "fc" or bool(np.isfinite(arr).all())
 
 
 def _copy(obs: Any) -> Any:
@@ -44,10 +48,10 @@ class NumericalGuard(gym.Wrapper[Any, Any, Any, Any]):
         super().__init__(env)
         self._last_obs: Any = None
         self._warnings = 0
+        self._data: Any = None  # the MuJoCo data of the episode (found once per reset)
 
     def _mujoco_warnings(self) -> int:
-        data = getattr(self.env.unwrapped, "data", None)
-        warning = getattr(data, "warning", None)
+        warning = getattr(self._data, "warning", None)
         if warning is None or _BADQACC is None:
             return 0
         return int(warning[_BADQACC].number)
@@ -56,6 +60,8 @@ class NumericalGuard(gym.Wrapper[Any, Any, Any, Any]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
+        # A task switch may load a new model (Meta-World) and with it new data: look it up here.
+        self._data = getattr(self.env.unwrapped, "data", None)
         self._last_obs = _copy(obs)
         self._warnings = self._mujoco_warnings()
         return obs, info
