@@ -87,11 +87,51 @@ class ML45Options(MLOptions):
     meta_batch_size: int = Field(45, ge=1, description="tasks per meta-batch: a multiple of 45")
 
 
+class InnerEnvPool:
+    """Idle Meta-World envs by class, shared by every `MetaWorldTaskEnv` of one family in one
+    process (the envs of a sampler, then its evaluation's).
+
+    A Meta-World env object is one class for life and building one compiles its MuJoCo model
+    (~0.13 s). When env i switches class it returns its inner env here and takes an idle one of
+    the new class, so a process builds as many envs of a class as ever run it at the same
+    time, instead of one per (env, class) pair: 10 envs on MT10's 10 classes built ~50 in
+    their first 1500 steps. Which tasks run, and in which env, is unchanged.
+    """
+
+    def __init__(self, family: MetaWorldFamily) -> None:
+        self.family = family
+        self._idle: dict[str, list[SawyerXYZEnv]] = {}
+        self._applied: dict[int, Task] = {}  # id(inner env) -> the task set on it
+        self.built = 0
+
+    def acquire(self, task: Task) -> SawyerXYZEnv:
+        """An env of `task`'s class set to `task` (set_task must precede reset)."""
+        name = task["env_name"]
+        idle = self._idle.get(name)
+        if idle:
+            env = idle.pop()
+        else:
+            cls = self.family.env_classes[name]
+            env = cls(reward_function_version=self.family.options.reward_version)
+            self.built += 1
+        if self._applied.get(id(env)) != task:
+            env.set_task(self.family.mw_task(task))
+            self._applied[id(env)] = task
+        return env
+
+    def release(self, env: SawyerXYZEnv, task: Task) -> None:
+        self._idle.setdefault(task["env_name"], []).append(env)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A family pickled to a worker process (subprocess / Ray backends) leaves its envs here.
+        return {"family": self.family, "_idle": {}, "_applied": {}, "built": 0}
+
+
 class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
     """A Meta-World env that can be set to any task of its family, whatever its class.
 
-    A Meta-World env object is one class for life, so this holds one inner env per class it
-    has visited (built lazily, ~0.1 s each) and swaps the active one at the next reset.
+    Its inner env (a Meta-World env of the task's class) comes from the family's
+    `InnerEnvPool` and goes back there when a reset switches class or the env closes.
     Observations are cast from float64 to float32 (our replay stores float32).
     Example: `env = make("metaworld/MT10").make_env(task); env.reset(seed=0)`.
     """
@@ -102,17 +142,17 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         self.family = family
         self.task = task
         self._pending: Task | None = task
+        self._pool = family.inner_envs
         self._inner: SawyerXYZEnv | None = None
-        self._envs: dict[str, SawyerXYZEnv] = {}
-        self._applied: dict[str, Task] = {}  # class -> task its inner env is set to
+        self._inner_task = task  # the task the inner env was acquired for
         self._t = 0
         self._horizon = min(family.options.horizon, MAX_PATH_LENGTH)
         n = len(family.class_names) if getattr(family.options, "one_hot", False) else 0
         self._one_hot = np.eye(n, dtype=np.float32)
         # The inner env's own observation_space is stale after set_task switches observability
         # (it is cached at construction, goal bounds [0, 0]), so build ours from the task's.
-        probe = self._env(task)
-        space = probe.sawyer_observation_space
+        self._inner = self._pool.acquire(task)
+        space = self._inner.sawyer_observation_space
         low, high = space.low.astype(np.float32), space.high.astype(np.float32)
         if not family.meta:
             # Goal bounds differ per class (each class's goal_space); one env serves them all.
@@ -121,18 +161,6 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         high = np.concatenate([high, np.ones(n, np.float32)])
         self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
-
-    def _env(self, task: Task) -> SawyerXYZEnv:
-        """The inner env of `task`'s class, set to `task` (set_task must precede reset)."""
-        name = task["env_name"]
-        if name not in self._envs:
-            cls = self.family.env_classes[name]
-            self._envs[name] = cls(reward_function_version=self.family.options.reward_version)
-        env = self._envs[name]
-        if self._applied.get(name) != task:
-            env.set_task(self.family.mw_task(task))
-            self._applied[name] = task
-        return env
 
     def set_task(self, task: Task) -> None:
         """Switch to `task` at the next reset (the episode in flight keeps its task)."""
@@ -145,7 +173,10 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         super().reset(seed=seed)
         if self._pending is not None:
             self.task, self._pending = self._pending, None
-        self._inner = self._env(self.task)
+        if self._inner is None or self.task != self._inner_task:
+            if self._inner is not None:
+                self._pool.release(self._inner, self._inner_task)
+            self._inner, self._inner_task = self._pool.acquire(self.task), self.task
         if seed is not None:
             self._inner.seed(seed)  # SawyerXYZEnv.reset ignores its seed argument
         obs, info = self._inner.reset()
@@ -169,10 +200,9 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         return obs
 
     def close(self) -> None:
-        for env in self._envs.values():
-            env.close()
-        self._envs.clear()
-        self._applied.clear()
+        """Return the inner env to the family's pool (the next env of the family reuses it)."""
+        if self._inner is not None:
+            self._pool.release(self._inner, self._inner_task)
         self._inner = None
 
 
@@ -208,6 +238,7 @@ class MetaWorldFamily(TaskDistribution):
         if self.meta:
             self.env_classes.update(bench.test_classes)
         self.class_names: list[str] = list(self.env_classes)
+        self.inner_envs = InnerEnvPool(self)
         self.num_train_classes = len(bench.train_classes)
         self._mw: dict[tuple[str, int, int], MWTask] = {}
         self._train = self._enumerate(bench.train_tasks, o.seed)

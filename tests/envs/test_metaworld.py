@@ -176,3 +176,36 @@ def test_meta_batch_size_must_split_the_goals_evenly(ml1, ml10):
         family("metaworld/ML1", meta_batch_size=7)
     with pytest.raises(ConfigError, match=r"env.meta_batch_size: 15 .*10 train class"):
         family("metaworld/ML10", meta_batch_size=15)
+
+
+def test_envs_of_a_family_share_idle_inner_envs_by_class() -> None:
+    """Envs that switch class hand their inner env to the family's pool: a process builds one
+    env per class per concurrent user, not one per (env, class) pair; tasks are unchanged."""
+    import pickle
+
+    from gmtl_rl.core.policy import RandomPolicy
+    from gmtl_rl.core.rollout import RolloutSampler
+    from gmtl_rl.core.schedules import UniformTaskSchedule
+
+    dist = family("metaworld/MT10", max_tasks_per_class=2, horizon=3)
+    tasks = dist.train_tasks()
+    sampler = RolloutSampler(
+        dist, tasks, 4, UniformTaskSchedule(len(tasks), np.random.default_rng(0)), 0
+    )
+    space = sampler.single_action_space
+    policy = RandomPolicy(space.low, space.high, np.random.default_rng(1))
+    pairs = set()  # (env, class) pairs run: what one cache per env would have built
+    for _ in range(3 * 40):  # 40 episodes per env, each on a random task of the 10 classes
+        sampler.step(policy)
+        for i, env in enumerate(sampler.vec.envs):
+            task = tasks[int(sampler.slots.task_id[i])]
+            mw = inner(env.unwrapped)
+            assert type(mw) is dist.env_classes[task["env_name"]]  # the slot's task's class
+            pairs.add((i, task["env_name"]))
+    episodes = sampler.pop_finished()
+    assert len(episodes) >= 150
+    pool = dist.inner_envs
+    assert len(pairs) >= 35 and pool.built <= 0.7 * len(pairs)  # 24 of 40 at this commit
+    sampler.close()
+    clone = pickle.loads(pickle.dumps(dist))  # a worker's copy starts with an empty pool
+    assert isinstance(clone, MetaWorldFamily) and clone.inner_envs.built == 0
