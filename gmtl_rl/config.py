@@ -140,7 +140,11 @@ class RunConfig(_Section):
     total_episodes: int | None = Field(
         None, ge=1, description="also stop after this many episodes (e.g. Four Rooms' 2000)"
     )
-    device: str = Field("cpu", description="torch device: cpu, cuda, cuda:1, ...")
+    device: str = Field(
+        "auto",
+        description="torch device: auto (cuda when this machine has one, else cpu), "
+        "cpu, cuda, cuda:1, ...",
+    )
     threads: int | None = Field(
         None,
         ge=1,

@@ -155,3 +155,19 @@ def test_eval_episodes_default_to_what_the_agent_adapts_over(agent, expected):
     given = {"total_steps": 10, "env": {"name": "point-robot"}, "agent": agent,
              "eval": {"episodes": 2}}  # fmt: skip
     assert parse_config(given).eval.episodes == 2  # a value given is kept
+
+
+def test_device_auto_is_the_default_and_picks_cuda_only_where_there_is_one(monkeypatch):
+    import torch
+
+    from gmtl_rl.config import RunConfig
+    from gmtl_rl.training.common import resolve_device
+
+    assert RunConfig.model_fields["device"].default == "auto"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu"
+    with pytest.raises(ConfigError, match="no usable CUDA GPU; use cpu or auto"):
+        resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda"
+    assert resolve_device("cpu") == "cpu"

@@ -165,14 +165,20 @@ def set_threads(config: RunConfig) -> None:
 
 
 def resolve_device(name: str) -> str:
+    """The torch device of config key `device`: `auto` is cuda where a usable GPU is, else
+    cpu; anything else must be a torch device this machine has."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except RuntimeError:
         raise ConfigError(
-            f"device: {name!r} is not a torch device (cpu, cuda, cuda:0, ...)"
+            f"device: {name!r} is not a torch device (auto, cpu, cuda, cuda:0, ...)"
         ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: cuda requested but this machine has no usable CUDA GPU; use cpu")
+        raise ConfigError(
+            "device: cuda requested but this machine has no usable CUDA GPU; use cpu or auto"
+        )
     return name
 
 
