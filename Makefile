@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-CONFIG ?= configs/quickstart.yaml
+# `make run`: RL² on the point robot and its two bounds, into one timestamped directory.
+QUICKSTART := runs/quickstart/$(shell date +%Y%m%d-%H%M%S)
 
 .PHONY: venv run test lint typecheck unit clean
 
@@ -17,7 +18,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: venv
-	$(BIN)/gmtl train $(CONFIG)
+	$(BIN)/gmtl train configs/quickstart.yaml --run-dir $(QUICKSTART)/rl2
+	$(BIN)/gmtl train configs/quickstart_oracle.yaml --run-dir $(QUICKSTART)/oracle
+	$(BIN)/gmtl train configs/quickstart_nonadaptive.yaml --run-dir $(QUICKSTART)/non-adaptive
+	$(BIN)/gmtl plot $(QUICKSTART)/rl2 --oracle $(QUICKSTART)/oracle \
+	    --non-adaptive $(QUICKSTART)/non-adaptive --out $(QUICKSTART)/adaptation.png
 
 lint: venv
 	$(BIN)/ruff check gmtl_rl tests benchmarks

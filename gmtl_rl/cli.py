@@ -269,8 +269,21 @@ def _plot(args: argparse.Namespace) -> int:
             statistic=args.statistic,
             references=references,
         )
+        for label, s in summaries.items():
+            curve = "  ".join(_point_text(p, args.statistic) for p in s.episode_return)
+            print(f"{label}: return by episode k  {curve}")
+        for label, ref in references.items():
+            print(f"{label}: return {_point_text(ref.episode_return, args.statistic, k=False)}")
     print(f"wrote {out}")
     return 0
+
+
+def _point_text(point: Any, statistic: str, k: bool = True) -> str:
+    """'k=2: -8.0 [-8.9, -7.0]': a curve point's statistic and its 95% interval."""
+    value = point.mean if statistic == "mean" else point.iqm
+    low, high = point.mean_ci if statistic == "mean" else point.iqm_ci
+    prefix = f"k={point.episode}: " if k else ""
+    return f"{prefix}{value:.2f} [{low:.2f}, {high:.2f}]"
 
 
 def _sweep(args: argparse.Namespace) -> int:

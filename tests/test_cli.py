@@ -239,12 +239,18 @@ def _reference_lines(fig) -> dict[str, float]:
     return {x.get_label(): x.get_ydata()[0] for x in lines if x.get_linestyle() == "--"}
 
 
-def test_plot_draws_bounds_as_reference_lines_at_their_pooled_means(trained, tmp_path, figures):
+def test_plot_draws_bounds_as_reference_lines_at_their_pooled_means(
+    trained, tmp_path, figures, capsys
+):
     out = tmp_path / "bounds.png"
     args = ["plot", str(trained), "--oracle", str(trained), "--non-adaptive", str(trained)]
     assert main([*args, "--out", str(out)]) == 0
     assert out.read_bytes()[:4] == b"\x89PNG"
     mean = _pooled_mean(trained)
+    printed = capsys.readouterr().out.splitlines()  # the curve and the levels, as numbers
+    assert printed[0].split(": return by episode k")[1].strip().startswith("k=1: ")
+    assert printed[1].startswith(f"oracle (task visible): return {mean:.2f} [")
+    assert printed[2].startswith(f"non-adaptive (task hidden): return {mean:.2f} [")
     assert _reference_lines(figures[-1]) == {
         "oracle (task visible)": pytest.approx(mean),
         "non-adaptive (task hidden)": pytest.approx(mean),

@@ -24,8 +24,9 @@ def test_config_parses_and_names_its_source(path):
 
 
 def test_every_full_config_has_a_smoke_twin():
-    full = {p.name for p in CONFIGS.glob("*.yaml")} - {"quickstart.yaml"}
-    assert full <= {p.name for p in SMOKE} | {"quickstart.yaml"}
+    # `make run`'s three quickstart configs are small already and `make run` is their check.
+    full = {p.name for p in CONFIGS.glob("*.yaml") if not p.name.startswith("quickstart")}
+    assert full <= {p.name for p in SMOKE}
 
 
 @pytest.mark.parametrize(
