@@ -9,6 +9,7 @@ imported lazily: it costs ~1 s (scipy), which `import gmtl_rl.envs` should not p
 from __future__ import annotations
 
 import importlib
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -101,7 +102,9 @@ class InnerEnvPool:
     def __init__(self, family: MetaWorldFamily) -> None:
         self.family = family
         self._idle: dict[str, list[SawyerXYZEnv]] = {}
-        self._applied: dict[int, Task] = {}  # id(inner env) -> the task set on it
+        # inner env -> the task set on it; weak, so an env dropped without close() leaves no
+        # entry that a later env at the same address could be mistaken for.
+        self._applied: weakref.WeakKeyDictionary[SawyerXYZEnv, Task] = weakref.WeakKeyDictionary()
         self.built = 0
 
     def acquire(self, task: Task) -> SawyerXYZEnv:
@@ -114,9 +117,9 @@ class InnerEnvPool:
             cls = self.family.env_classes[name]
             env = cls(reward_function_version=self.family.options.reward_version)
             self.built += 1
-        if self._applied.get(id(env)) != task:
+        if self._applied.get(env) != task:
             env.set_task(self.family.mw_task(task))
-            self._applied[id(env)] = task
+            self._applied[env] = task
         return env
 
     def release(self, env: SawyerXYZEnv, task: Task) -> None:
@@ -124,7 +127,11 @@ class InnerEnvPool:
 
     def __getstate__(self) -> dict[str, Any]:
         # A family pickled to a worker process (subprocess / Ray backends) leaves its envs here.
-        return {"family": self.family, "_idle": {}, "_applied": {}, "built": 0}
+        return {"family": self.family, "_idle": {}, "built": 0}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._applied = weakref.WeakKeyDictionary()
 
 
 class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
