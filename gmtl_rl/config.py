@@ -46,7 +46,8 @@ class SamplerConfig(_Section):
     backend: Literal["auto", "batched", "sync", "subprocess", "ray"] = Field(
         "auto",
         description="auto: the family's batched env where it has one (all envs as one array "
-        "step: point robots), else sync; sync: single envs stepped in this process; "
+        "step: point robots, bit-flip, four-rooms), else sync; sync: single envs stepped "
+        "in this process; "
         "subprocess: one worker process per env; ray: one Ray actor per env "
         "(pip install 'gmtl-rl[ray]'; $RAY_ADDRESS, else a local Ray)",
     )

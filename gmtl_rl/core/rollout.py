@@ -137,7 +137,8 @@ class RolloutSampler:
             if batched is None and backend == "batched":
                 raise ValueError(
                     f"sampler.backend batched: task family {distribution.name!r} has no batched "
-                    "env (families with one: point-robot, sparse-point-robot); use auto or sync"
+                    "env (families with one: point-robot, sparse-point-robot, bit-flip, "
+                    "four-rooms); use auto or sync"
                 )
         if batched is not None:
             self.vec = batched

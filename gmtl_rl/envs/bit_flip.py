@@ -7,10 +7,42 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.vector import AutoresetMode
 from pydantic import Field, model_validator
 
+from gmtl_rl.core.records import Obs
+from gmtl_rl.envs.batched import BatchedTaskEnv
 from gmtl_rl.envs.registry import register_family
 from gmtl_rl.envs.task import MAX_SEED, MAX_TASKS, FamilyOptions, Task, TaskDistribution
+
+
+def flip(bits: np.ndarray, action: Any) -> np.ndarray:
+    """The dynamics, over any leading batch dims (one env is a batch of one, so the single and
+    batched envs give the same bits): a copy of `bits` (int8 [..., n]) with bit `action` of
+    each row flipped. Actions index as numpy does: -n..n-1, anything else is an IndexError."""
+    n = bits.shape[-1]
+    action = np.asarray(action).astype(np.int64)
+    if np.any((action < -n) | (action >= n)):
+        raise IndexError(f"bit-flip action {action} out of range for {n} bits")
+    flipped = np.arange(n) == (action % n)[..., None]
+    return bits ^ flipped.astype(np.int8)
+
+
+def goal_reward(achieved_goal: np.ndarray, desired_goal: np.ndarray) -> np.ndarray:
+    """-1 where any bit differs, 0 where all match, over leading batch dims: the reward of
+    `compute_reward` and of every step (single and batched), so relabelled rewards match."""
+    differ = np.any(np.asarray(achieved_goal) != np.asarray(desired_goal), axis=-1)
+    return np.where(differ, -1.0, 0.0)
+
+
+def bit_obs(bits: np.ndarray, goal: np.ndarray) -> dict[str, np.ndarray]:
+    """The GoalEnv observation of `bits` and `goal` (int8), over leading batch dims."""
+    state = bits.astype(np.float32)
+    return {
+        "observation": state,
+        "achieved_goal": state.copy(),
+        "desired_goal": goal.astype(np.float32),
+    }
 
 
 class BitFlipEnv(gym.Env[Any, np.int64]):
@@ -44,19 +76,13 @@ class BitFlipEnv(gym.Env[Any, np.int64]):
         self._t = 0
 
     def _obs(self) -> dict[str, np.ndarray]:
-        state = self._state.astype(np.float32)
-        return {
-            "observation": state,
-            "achieved_goal": state.copy(),
-            "desired_goal": self.goal.astype(np.float32),
-        }
+        return bit_obs(self._state, self.goal)
 
     def compute_reward(
         self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any = None
     ) -> np.ndarray:
         """-1 where any bit differs, 0 where all match; over leading batch dimensions."""
-        differ = np.any(np.asarray(achieved_goal) != np.asarray(desired_goal), axis=-1)
-        return np.where(differ, -1.0, 0.0)
+        return goal_reward(achieved_goal, desired_goal)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -68,7 +94,7 @@ class BitFlipEnv(gym.Env[Any, np.int64]):
         return self._obs(), {}
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        self._state[int(action)] ^= 1
+        self._state = flip(self._state, int(action))
         self._t += 1
         obs = self._obs()
         # Reward from the observed goals, so relabelled rewards match exactly.
@@ -92,6 +118,64 @@ class BitFlipEnv(gym.Env[Any, np.int64]):
         self._t = int(state["t"])
         self.goal = np.asarray(state["goal"], dtype=np.int8)
         self.np_random.bit_generator.state = state["rng"]
+
+
+class BatchedBitFlip(BatchedTaskEnv):
+    """N bit-flip envs as arrays: the same `flip`, `bit_obs` and `goal_reward` as
+    `BitFlipEnv`, one call for all rows."""
+
+    def __init__(
+        self,
+        num_envs: int,
+        task: Task,
+        env: BitFlipEnv,
+        autoreset_mode: AutoresetMode = AutoresetMode.DISABLED,
+    ) -> None:
+        """`env`: a single env of the family, whose settings every row takes."""
+        super().__init__(num_envs, task, env.observation_space, env.action_space, autoreset_mode)
+        self.n_bits, self.horizon = env.n_bits, env.horizon
+        self.terminate_on_success = env.terminate_on_success
+        self.bits = np.zeros((num_envs, env.n_bits), np.int8)
+        self.t = np.zeros(num_envs, np.int64)
+        self.goal = np.tile(env.goal, (num_envs, 1))
+
+    def _apply_tasks(self, rows: np.ndarray) -> None:
+        for i in rows:  # BitFlip.set_task
+            self.goal[i] = self.tasks[i].array("goal").astype(np.int8)
+
+    def _reset_rows(self, rows: np.ndarray) -> None:
+        for i in rows:  # each row draws from its own generator, as a single env would
+            self.bits[i] = self.rng(int(i)).integers(0, 2, size=self.n_bits, dtype=np.int8)
+        self.t[rows] = 0
+
+    def _observe(self) -> Obs:
+        return bit_obs(self.bits, self.goal)
+
+    def _step_rows(
+        self, actions: np.ndarray, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        self.bits[rows] = flip(self.bits[rows], actions[rows])
+        self.t += rows
+        obs = bit_obs(self.bits, self.goal)
+        reward = goal_reward(obs["achieved_goal"], obs["desired_goal"])
+        success = reward == 0.0
+        terminated = success & self.terminate_on_success
+        truncated = ~terminated & (self.t >= self.horizon)
+        return reward, terminated, truncated, {"success": success.astype(np.float64)}
+
+    def get_state(self, i: int) -> dict[str, Any]:
+        return {
+            "bits": self.bits[i].tolist(),
+            "t": int(self.t[i]),
+            "goal": self.goal[i].tolist(),
+            "rng": self.rng(i).bit_generator.state,
+        }
+
+    def set_state(self, i: int, state: dict[str, Any]) -> None:
+        self.bits[i] = np.asarray(state["bits"], dtype=np.int8)
+        self.t[i] = int(state["t"])
+        self.goal[i] = np.asarray(state["goal"], dtype=np.int8)
+        self.rng(i).bit_generator.state = state["rng"]
 
 
 class BitFlipOptions(FamilyOptions):
@@ -156,6 +240,17 @@ class BitFlip(TaskDistribution):
         task = task or self._train[0]
         o = self.options
         return BitFlipEnv(task.array("goal"), o.horizon, o.terminate_on_success)
+
+    def make_batched_env(
+        self,
+        num_envs: int,
+        task: Task | None = None,
+        autoreset_mode: AutoresetMode = AutoresetMode.DISABLED,
+    ) -> BatchedBitFlip:
+        task = task or self._train[0]
+        single = self.make_env(task)
+        assert isinstance(single, BitFlipEnv)
+        return BatchedBitFlip(num_envs, task, single, autoreset_mode)
 
     def set_task(self, env: gym.Env, task: Task) -> None:
         inner = env.unwrapped

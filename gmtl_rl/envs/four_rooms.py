@@ -7,9 +7,13 @@ from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
+import numpy.typing as npt
 from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode
 from pydantic import Field
 
+from gmtl_rl.core.records import Obs
+from gmtl_rl.envs.batched import BatchedTaskEnv
 from gmtl_rl.envs.registry import register_family
 from gmtl_rl.envs.task import MAX_SEED, MAX_TASKS, FamilyOptions, Task, TaskDistribution
 
@@ -54,6 +58,44 @@ def _transition_table() -> np.ndarray:
 TRANSITIONS = _transition_table()
 
 
+# The single and batched envs share these functions, so they make the same draws and give the
+# same numbers by construction.
+def start_cell(rng: np.random.Generator, goal: int) -> int:
+    """A uniform start over all cells but the goal (option-critic code: init_states)."""
+    start = int(rng.integers(N_CELLS - 1))
+    return start + (start >= goal)
+
+
+def slip_offset(rng: np.random.Generator, slip: float) -> int:
+    """The draws of one step: 0 (the intended move, probability 1 - slip), else 1, 2 or 3
+    (uniformly one of the other three directions: direction (action + offset) % 4)."""
+    if rng.random() < slip:
+        return int(rng.integers(1, 4))
+    return 0
+
+
+def walk(
+    cell: npt.ArrayLike, action: npt.ArrayLike, offset: npt.ArrayLike, goal: npt.ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The dynamics, over any batch shape: the next cell after moving in the intended direction
+    `action` (offset 0) or in (action + offset) % 4 (a slip), a wall leaving it in place;
+    whether it is the goal; whether the intended move was taken."""
+    intended = np.asarray(action).astype(np.int64)
+    slipped = np.asarray(offset, np.int64)
+    direction = np.where(slipped == 0, intended, (intended + slipped) % 4)
+    after = TRANSITIONS[np.asarray(cell, np.int64), direction]
+    return after, after == np.asarray(goal), slipped == 0
+
+
+def cell_obs(cell: npt.ArrayLike, observation: str) -> np.ndarray:
+    """The observation of `cell` over any batch shape (a new array): the int64 index, or a
+    float32 one-hot."""
+    index = np.array(cell, np.int64)
+    if observation == "index":
+        return index
+    return (np.arange(N_CELLS) == index[..., None]).astype(np.float32)
+
+
 class FourRoomsEnv(gym.Env[Any, np.int64]):
     """Tabular Four Rooms: reward 1 and termination on reaching the goal cell, 0 otherwise.
 
@@ -89,29 +131,24 @@ class FourRoomsEnv(gym.Env[Any, np.int64]):
     def _obs(self) -> Any:
         if self.observation_mode == "index":
             return np.int64(self._cell)
-        onehot = np.zeros(N_CELLS, dtype=np.float32)
-        onehot[self._cell] = 1.0
-        return onehot
+        return cell_obs(np.int64(self._cell), self.observation_mode)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         super().reset(seed=seed)
-        # Uniform start over all cells but the goal (option-critic code: init_states).
-        start = int(self.np_random.integers(N_CELLS - 1))
-        self._cell = start + (start >= self.goal)
+        self._cell = start_cell(self.np_random, self.goal)
         self._t = 0
         return self._obs(), {}
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        move = int(action)
-        if self.np_random.random() < self.slip:
-            move = (move + int(self.np_random.integers(1, 4))) % 4  # one of the other three
-        self._cell = int(TRANSITIONS[self._cell, move])
+        offset = slip_offset(self.np_random, self.slip)
+        cell, reached, intended = walk(np.int64(self._cell), int(action), offset, self.goal)
+        self._cell = int(cell)
         self._t += 1
-        terminated = self._cell == self.goal
+        terminated = bool(reached)
         truncated = not terminated and self._t >= self.horizon
-        info = {"success": float(terminated), "intended": move == int(action)}
+        info = {"success": float(terminated), "intended": bool(intended)}
         return self._obs(), float(terminated), terminated, truncated, info
 
     # StatefulEnv protocol: lets a checkpoint resume an episode in flight exactly.
@@ -128,6 +165,73 @@ class FourRoomsEnv(gym.Env[Any, np.int64]):
         self._t = int(state["t"])
         self.goal = int(state["goal"])
         self.np_random.bit_generator.state = state["rng"]
+
+
+class BatchedFourRooms(BatchedTaskEnv):
+    """N Four Rooms envs as arrays: the same `walk` and `cell_obs` as `FourRoomsEnv`, one call
+    for all rows. The start and the slip are random at every reset and step: each row draws
+    from its own generator with the single env's calls (`start_cell`, `slip_offset`), in a
+    short loop over rows, so the same seeds give the same transitions as the per-env path."""
+
+    def __init__(
+        self,
+        num_envs: int,
+        task: Task,
+        env: FourRoomsEnv,
+        autoreset_mode: AutoresetMode = AutoresetMode.DISABLED,
+    ) -> None:
+        """`env`: a single env of the family, whose settings every row takes."""
+        super().__init__(num_envs, task, env.observation_space, env.action_space, autoreset_mode)
+        self.slip, self.horizon = env.slip, env.horizon
+        self.observation_mode = env.observation_mode
+        self.cell = np.zeros(num_envs, np.int64)
+        self.t = np.zeros(num_envs, np.int64)
+        self.goal = np.full(num_envs, env.goal, np.int64)
+
+    def _apply_tasks(self, rows: np.ndarray) -> None:
+        for i in rows:  # FourRooms.set_task
+            self.goal[i] = int(self.tasks[i]["goal"])
+
+    def _reset_rows(self, rows: np.ndarray) -> None:
+        for i in rows:  # each row draws from its own generator, as a single env would
+            self.cell[i] = start_cell(self.rng(int(i)), int(self.goal[i]))
+        self.t[rows] = 0
+
+    def _observe(self) -> Obs:
+        return cell_obs(self.cell, self.observation_mode)
+
+    def _step_rows(
+        self, actions: np.ndarray, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        # The slip: a short loop over the stepping rows, each drawing from its own generator
+        # with the single env's calls (a vectorised draw would not give its numbers).
+        offset = np.zeros(self.num_envs, np.int64)
+        for i in np.flatnonzero(rows):
+            offset[i] = slip_offset(self.rng(int(i)), self.slip)
+        cell, reached, intended = walk(
+            self.cell[rows], actions[rows], offset[rows], self.goal[rows]
+        )
+        self.cell[rows] = cell
+        self.t += rows
+        terminated, taken = np.zeros(self.num_envs, bool), np.zeros(self.num_envs, bool)
+        terminated[rows], taken[rows] = reached, intended
+        truncated = ~terminated & (self.t >= self.horizon)
+        columns = {"success": terminated.astype(np.float64), "intended": taken}
+        return terminated.astype(np.float64), terminated, truncated, columns
+
+    def get_state(self, i: int) -> dict[str, Any]:
+        return {
+            "cell": int(self.cell[i]),
+            "t": int(self.t[i]),
+            "goal": int(self.goal[i]),
+            "rng": self.rng(i).bit_generator.state,
+        }
+
+    def set_state(self, i: int, state: dict[str, Any]) -> None:
+        self.cell[i] = int(state["cell"])
+        self.t[i] = int(state["t"])
+        self.goal[i] = int(state["goal"])
+        self.rng(i).bit_generator.state = state["rng"]
 
 
 class FourRoomsOptions(FamilyOptions):
@@ -179,6 +283,19 @@ class FourRooms(TaskDistribution):
         o = self.options
         task = task or self._train[0]
         return FourRoomsEnv(int(task["goal"]), o.slip, o.observation, o.horizon)
+
+    def make_batched_env(
+        self,
+        num_envs: int,
+        task: Task | None = None,
+        autoreset_mode: AutoresetMode = AutoresetMode.DISABLED,
+    ) -> BatchedFourRooms:
+        """The goal switch needs nothing here: the sampler's `GoalSwitchSchedule` queues the
+        moved goal with `set_pending`, as it does for single envs."""
+        task = task or self._train[0]
+        single = self.make_env(task)
+        assert isinstance(single, FourRoomsEnv)
+        return BatchedFourRooms(num_envs, task, single, autoreset_mode)
 
     def set_task(self, env: gym.Env, task: Task) -> None:
         inner = env.unwrapped

@@ -148,7 +148,7 @@ def test_next_step_autoreset_returns_the_reset_observation_with_reward_zero() ->
 
 
 def test_batched_backend_needs_a_family_with_a_batched_env() -> None:
-    dist = make("four-rooms")
+    dist = make("minigrid-four-rooms", n_train=2, n_test=1)
     schedule = UniformTaskSchedule(1, np.random.default_rng(0))
-    with pytest.raises(ValueError, match=r"four-rooms.*no batched env"):
+    with pytest.raises(ValueError, match=r"minigrid-four-rooms.*no batched env"):
         RolloutSampler(dist, dist.train_tasks(), 2, schedule, seed=0, backend="batched")
