@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from rollout_overhead import CannedActions  # benchmarks/: replays pre-drawn actions
 
-from gmtl_rl.core.policy import StatelessPolicy
 from gmtl_rl.core.replay import ReplayStorage
 from gmtl_rl.core.rollout import RolloutSampler
 from gmtl_rl.core.schedules import UniformTaskSchedule
@@ -41,15 +41,6 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "bit-flip": {},
     "four-rooms": {},
 }
-
-
-class CannedActions(StatelessPolicy):
-    def __init__(self, actions: np.ndarray) -> None:
-        self.actions, self.i = actions, 0
-
-    def act(self, obs: Any, task_class: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        self.i = (self.i + 1) % len(self.actions)
-        return self.actions[self.i]
 
 
 def env_rate(family: str, options: dict[str, Any], batched: bool, n: int, steps: int,

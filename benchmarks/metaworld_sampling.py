@@ -32,8 +32,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from rollout_overhead import CannedActions  # benchmarks/: replays pre-drawn actions
 
-from gmtl_rl.core.policy import StatelessPolicy
 from gmtl_rl.core.replay import ReplayStorage
 from gmtl_rl.core.rollout import RolloutSampler
 from gmtl_rl.core.schedules import UniformTaskSchedule
@@ -41,15 +41,6 @@ from gmtl_rl.envs import make
 from gmtl_rl.evaluation.metaworld_protocol import make_benchmark_envs
 
 N_ENVS = 10
-
-
-class CannedActions(StatelessPolicy):
-    def __init__(self, actions: np.ndarray) -> None:
-        self.actions, self.i = actions, 0
-
-    def act(self, obs: Any, task_class: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        self.i = (self.i + 1) % len(self.actions)
-        return self.actions[self.i]
 
 
 def ours(steps: int, actions: np.ndarray, family: Any = None) -> tuple[float, float]:
