@@ -16,8 +16,8 @@ agent can tell: the contract is the single env's, row by row.
   exactly, in the single env's format (a checkpoint of either path resumes on the other).
 - One numpy generator per env, seeded as Gymnasium seeds a single env (`reset(seed=s)` →
   `np_random(s)`), and the draws each env would make, in its order: the same seeds give the
-  same transitions as the per-env path (tests/envs/test_batched.py holds that, every family
-  and autoreset mode).
+  same transitions as the per-env path (tests/envs/test_batched.py and
+  test_batched_discrete.py hold that for every family with one, in every autoreset mode).
 - `NumericalGuard`'s rule, vectorised: a row whose observation or reward is not finite is
   truncated there with its last good observation, reward 0 and
   `info["numerical_instability"] = 1`.
