@@ -24,7 +24,9 @@ from gmtl_rl.core.schedules import TaskSchedule
 from gmtl_rl.core.workers import SubprocessVectorEnv
 from gmtl_rl.envs.batched import BatchedTaskEnv
 from gmtl_rl.envs.numerical_guard import NumericalGuard
+from gmtl_rl.envs.registry import families
 from gmtl_rl.envs.task import Task, TaskDistribution
+from gmtl_rl.errors import ConfigError
 
 AUTORESET_MODES = {
     "disabled": AutoresetMode.DISABLED,
@@ -135,10 +137,14 @@ class RolloutSampler:
         if backend in ("auto", "batched"):
             batched = distribution.make_batched_env(n_envs, self.tasks[0], self.mode)
             if batched is None and backend == "batched":
-                raise ValueError(
-                    f"sampler.backend batched: task family {distribution.name!r} has no batched "
-                    "env (families with one: point-robot, sparse-point-robot, bit-flip, "
-                    "four-rooms); use auto or sync"
+                with_one = ", ".join(
+                    name
+                    for name, cls in families().items()
+                    if cls.make_batched_env is not TaskDistribution.make_batched_env
+                )
+                raise ConfigError(
+                    f"sampler.backend: batched, but task family {distribution.name!r} has no "
+                    f"batched env (families with one: {with_one}); use auto or sync"
                 )
         if batched is not None:
             self.vec = batched

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from gmtl_rl.core.rollout import RolloutSampler
 from gmtl_rl.core.schedules import UniformTaskSchedule
 from gmtl_rl.envs import make
 from gmtl_rl.envs.batched import BatchedTaskEnv
+from gmtl_rl.errors import ConfigError
 
 # family, options: the point robots, with a hidden and a visible goal, dense and sparse reward.
 CASES = [
@@ -150,5 +152,21 @@ def test_next_step_autoreset_returns_the_reset_observation_with_reward_zero() ->
 def test_batched_backend_needs_a_family_with_a_batched_env() -> None:
     dist = make("minigrid-four-rooms", n_train=2, n_test=1)
     schedule = UniformTaskSchedule(1, np.random.default_rng(0))
-    with pytest.raises(ValueError, match=r"minigrid-four-rooms.*no batched env"):
+    with pytest.raises(ConfigError, match=r"minigrid-four-rooms.*no batched env") as err:
         RolloutSampler(dist, dist.train_tasks(), 2, schedule, seed=0, backend="batched")
+    # The list of families that have one is read from the registry, not written by hand.
+    listed = str(err.value).split("families with one: ")[1].split(")")[0].split(", ")
+    assert {"point-robot", "sparse-point-robot", "bit-flip", "four-rooms"} <= set(listed)
+    assert "minigrid-four-rooms" not in listed
+
+
+def test_cli_refuses_the_batched_backend_for_a_family_without_one_in_one_line(
+    tmp_path: Any, capsys: Any
+) -> None:
+    from gmtl_rl.cli import main
+
+    config = str(Path(__file__).parents[2] / "configs" / "smoke" / "nonadaptive_cheetah_vel.yaml")
+    code = main(["train", config, "sampler.backend=batched", "--run-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "'cheetah-vel' has no batched env" in err
+    assert not (tmp_path / "r").exists()  # nothing half-made is left behind
