@@ -39,6 +39,7 @@ TRAINING_LOOPS = {
     "sb3": "gmtl_rl.training.sb3:SB3Run",
     "pearl": "gmtl_rl.training.pearl:PEARLRun",
     "trials": "gmtl_rl.training.trials:TrialRun",
+    "baseline": "gmtl_rl.training.baseline:BaselineRun",
 }
 
 

@@ -276,6 +276,10 @@ class SAC(StatelessPolicy):
     def metric_names() -> list[str]:
         return SACUpdate.names()
 
+    def set_progress(self, env_steps: int, total_steps: int) -> None:
+        """SAC explores through its entropy: no schedule follows the env step."""
+        del env_steps, total_steps
+
     # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Networks, targets, temperature, optimisers and counters (tensors + plain values)."""

@@ -118,3 +118,14 @@ class RandomPolicy(StatelessPolicy):
         n = len(task_class)
         u = self.rng.random((n, *self.low.shape), dtype=np.float32)
         return self.low + u * (self.high - self.low)
+
+
+class RandomDiscretePolicy(StatelessPolicy):
+    """Uniform actions of a `Discrete(n, start)` space, drawn with its own seeded generator."""
+
+    def __init__(self, n: int, start: int, rng: np.random.Generator) -> None:
+        self.n, self.start = n, start
+        self.rng = rng
+
+    def act(self, obs: Obs, task_class: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        return self.start + self.rng.integers(self.n, size=len(task_class), dtype=np.int64)

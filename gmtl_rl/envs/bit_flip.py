@@ -1,9 +1,22 @@
 """HER's bit flipping (Andrychowicz et al. 2017, §3.1 "A motivating example" and Fig. 1):
-a sparse-reward goal env whose tasks are target bit vectors."""
+a sparse-reward goal env whose tasks are target bit vectors.
+
+Two ways to set the goal (`goal_sampling`):
+- `split` (default): each task is one target vector from a fixed, seeded train/test split, so
+  held-out goals are goals never trained on;
+- `uniform`: the paper's task: start and goal both uniform over {0,1}^n, the goal drawn anew
+  at every reset from the env's own generator (after the start); tasks carry no goal and only
+  index episodes (`n_test` evaluation episodes per repeat).
+
+`info["success"]` is per step (the state equals the goal now). An episode counts as solved
+when any of its steps reported success — HER's criterion ("the goal was achieved at an
+arbitrary timestep") — because the sampler ORs success over the episode
+(`core.rollout.RolloutSampler`, `EpisodeRecord.success`) for training logs and evaluation.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -45,18 +58,30 @@ def bit_obs(bits: np.ndarray, goal: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+GoalSampling = Literal["split", "uniform"]
+
+
 class BitFlipEnv(gym.Env[Any, np.int64]):
     """State and goal in {0,1}^n; action i flips bit i; reward 0 at the goal, -1 elsewhere.
 
     GoalEnv convention: Dict observation with `observation` (= the bits), `achieved_goal`
     (= the bits) and `desired_goal`, all float32, and a vectorised `compute_reward`.
+    `goal_sampling="uniform"` draws a new goal at every reset (HER §3.1); `"split"` keeps
+    `goal` (the task's) until `set_task` changes it.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium convention)
 
     def __init__(
-        self, goal: np.ndarray, horizon: int | None = None, terminate_on_success: bool = False
+        self,
+        goal: np.ndarray,
+        horizon: int | None = None,
+        terminate_on_success: bool = False,
+        goal_sampling: GoalSampling = "split",
     ) -> None:
+        if goal_sampling not in ("split", "uniform"):
+            raise ValueError(f"goal_sampling must be 'split' or 'uniform', got {goal_sampling!r}")
+        self.goal_sampling = goal_sampling
         self.goal = np.asarray(goal, dtype=np.int8).copy()
         self.n_bits = len(self.goal)
         # Episode length n as in SB3's BitFlippingEnv (max_steps defaults to n_bits): exactly
@@ -90,6 +115,8 @@ class BitFlipEnv(gym.Env[Any, np.int64]):
         super().reset(seed=seed)
         # Uniform start (HER §3.1); it may equal the goal with probability 2^-n, as in HER.
         self._state = self.np_random.integers(0, 2, size=self.n_bits, dtype=np.int8)
+        if self.goal_sampling == "uniform":  # then a uniform goal, from the same generator
+            self.goal = self.np_random.integers(0, 2, size=self.n_bits, dtype=np.int8)
         self._t = 0
         return self._obs(), {}
 
@@ -135,17 +162,24 @@ class BatchedBitFlip(BatchedTaskEnv):
         super().__init__(num_envs, task, env.observation_space, env.action_space, autoreset_mode)
         self.n_bits, self.horizon = env.n_bits, env.horizon
         self.terminate_on_success = env.terminate_on_success
+        self.goal_sampling = env.goal_sampling
         self.bits = np.zeros((num_envs, env.n_bits), np.int8)
         self.t = np.zeros(num_envs, np.int64)
         self.goal = np.tile(env.goal, (num_envs, 1))
 
     def _apply_tasks(self, rows: np.ndarray) -> None:
+        if self.goal_sampling == "uniform":  # BitFlip.set_task: the goal comes with the reset
+            return
         for i in rows:  # BitFlip.set_task
             self.goal[i] = self.tasks[i].array("goal").astype(np.int8)
 
     def _reset_rows(self, rows: np.ndarray) -> None:
+        uniform = self.goal_sampling == "uniform"
         for i in rows:  # each row draws from its own generator, as a single env would
-            self.bits[i] = self.rng(int(i)).integers(0, 2, size=self.n_bits, dtype=np.int8)
+            rng = self.rng(int(i))
+            self.bits[i] = rng.integers(0, 2, size=self.n_bits, dtype=np.int8)
+            if uniform:  # BitFlipEnv.reset: start, then goal
+                self.goal[i] = rng.integers(0, 2, size=self.n_bits, dtype=np.int8)
         self.t[rows] = 0
 
     def _observe(self) -> Obs:
@@ -180,9 +214,18 @@ class BatchedBitFlip(BatchedTaskEnv):
 
 class BitFlipOptions(FamilyOptions):
     n_bits: int = Field(10, ge=1, le=1024, description="bits n (HER tries up to 50)")
-    n_train: int = Field(80, ge=1, le=MAX_TASKS, description="train goals")
+    goal_sampling: GoalSampling = Field(
+        "split",
+        description="split: each task is one goal of a seeded train/test split; uniform: "
+        "a fresh uniform goal every episode (HER), tasks only index episodes",
+    )
+    n_train: int = Field(80, ge=1, le=MAX_TASKS, description="train goals (uniform: tasks)")
     n_test: int = Field(
-        20, ge=1, le=MAX_TASKS, description="held-out test goals (disjoint from train)"
+        20,
+        ge=1,
+        le=MAX_TASKS,
+        description="held-out test goals, disjoint from train (uniform: evaluation episodes "
+        "per repeat)",
     )
     horizon: int | None = Field(None, ge=1, description="episode length; default n_bits")
     terminate_on_success: bool = Field(
@@ -194,7 +237,8 @@ class BitFlipOptions(FamilyOptions):
 
     @model_validator(mode="after")
     def _enough_goals(self) -> BitFlipOptions:
-        if self.n_bits < 63 and self.n_train + self.n_test > 2**self.n_bits:
+        split = self.goal_sampling == "split"
+        if split and self.n_bits < 63 and self.n_train + self.n_test > 2**self.n_bits:
             raise ValueError(
                 f"n_train + n_test = {self.n_train + self.n_test} distinct goals do not exist "
                 f"with n_bits = {self.n_bits} (at most {2**self.n_bits})"
@@ -204,7 +248,8 @@ class BitFlipOptions(FamilyOptions):
 
 @register_family
 class BitFlip(TaskDistribution):
-    """Bit flipping with a seeded, disjoint train/test split of target vectors."""
+    """Bit flipping with a seeded, disjoint train/test split of target vectors, or (option
+    `goal_sampling: uniform`) HER's uniform goal per episode."""
 
     name = "bit-flip"
     description = "HER bit flipping: n bits, flip one per step, reward -1 until state == goal"
@@ -218,12 +263,23 @@ class BitFlip(TaskDistribution):
     def __init__(self, options: FamilyOptions) -> None:
         super().__init__(options)
         o = self.options
+        if o.goal_sampling == "uniform":
+            # HER's task: every episode draws its own goal, so a task only names the episode
+            # slot (the evaluator runs one trial per test task) and the splits are alike.
+            self._train = [self._uniform(i, "train") for i in range(o.n_train)]
+            self._test = [self._uniform(i, "test") for i in range(o.n_test)]
+            return
         goals = self._distinct_goals(o.n_train + o.n_test)
         self._train = [Task.create(self.name, i, goal=g) for i, g in enumerate(goals[: o.n_train])]
         self._test = [Task.create(self.name, i, goal=g) for i, g in enumerate(goals[o.n_train :])]
 
+    def _uniform(self, index: int, split: str) -> Task:
+        return Task.create(self.name, index, goal_sampling="uniform", split=split)
+
     def _distinct_goals(self, n: int) -> list[tuple[int, ...]]:
-        # Deviation: HER draws a fresh goal every episode; here goals are a fixed seeded split.
+        # Deviation (goal_sampling: split, the default): HER draws a fresh goal every episode
+        # (goal_sampling: uniform); here goals are a fixed seeded split, so held-out goals are
+        # goals never trained on.
         rng = np.random.default_rng(self.options.split_seed)
         seen: dict[tuple[int, ...], None] = {}  # insertion-ordered set
         while len(seen) < n:
@@ -239,6 +295,9 @@ class BitFlip(TaskDistribution):
     def make_env(self, task: Task | None = None) -> gym.Env:
         task = task or self._train[0]
         o = self.options
+        if o.goal_sampling == "uniform":  # the first reset draws the goal
+            goal = np.zeros(o.n_bits, np.int8)
+            return BitFlipEnv(goal, o.horizon, o.terminate_on_success, "uniform")
         return BitFlipEnv(task.array("goal"), o.horizon, o.terminate_on_success)
 
     def make_batched_env(
@@ -256,4 +315,6 @@ class BitFlip(TaskDistribution):
         inner = env.unwrapped
         if not isinstance(inner, BitFlipEnv):
             raise TypeError(f"{self.name} cannot set a task on {type(inner).__name__}")
+        if inner.goal_sampling == "uniform":  # the goal is drawn at the reset that follows
+            return
         inner.goal = task.array("goal").astype(np.int8)

@@ -1,15 +1,17 @@
-"""The off-policy training loop (SAC, MT-SAC, SAC+HER): collect with the sampler, store in
-replay, update, and log / evaluate / checkpoint on a schedule derived from the env step."""
+"""The off-policy training loop (SAC, MT-SAC, SAC+HER, DQN, DQN+HER): collect with the
+sampler, store in replay, update, and log / evaluate / checkpoint on a schedule derived from
+the env step."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
+import gymnasium as gym
 import numpy as np
 
-from gmtl_rl.agents.sac import SACConfig
+from gmtl_rl.agents.sac import HERConfig
 from gmtl_rl.core.her import HindsightRelabeler
-from gmtl_rl.core.policy import Agent, RandomPolicy
+from gmtl_rl.core.policy import Agent, Policy, RandomDiscretePolicy, RandomPolicy
 from gmtl_rl.core.records import UpdateResult
 from gmtl_rl.core.replay import SAMPLERS, ReplayBatch, ReplaySampler, ReplayStorage
 from gmtl_rl.core.schedules import UniformTaskSchedule
@@ -18,9 +20,15 @@ from gmtl_rl.training.base import EVAL_COLUMNS, STEP_COLUMNS, TrainingRun
 
 
 class OffPolicyAgent(Agent, Protocol):
-    """An agent updated from replay batches (SAC and its relatives)."""
+    """An agent updated from replay batches (SAC and its relatives, DQN). Its config has
+    `buffer_size`, `batch_size`, `learning_starts`, `updates_per_step`, `replay_sampler` and
+    `her` (a `HERConfig`)."""
 
     def update(self, batch: ReplayBatch) -> UpdateResult: ...
+
+    def set_progress(self, env_steps: int, total_steps: int) -> None:
+        """Where training stands, told before every collection step (and so restored with the
+        run's counters on resume): exploration schedules (DQN's ε) follow it."""
 
 
 class OffPolicyRun(TrainingRun):
@@ -36,7 +44,7 @@ class OffPolicyRun(TrainingRun):
         env = self.env_spec()
         self.agent: OffPolicyAgent = self.build_agent(env)
         agent_cfg = self.agent.config
-        self.relabel = self._hindsight_relabeler(agent_cfg, env.goal_env)
+        self.relabel = self._hindsight_relabeler(agent_cfg.her, env.goal_env)
         self.replay: ReplayStorage | None = None
         if not self.for_evaluation:
             self.replay = ReplayStorage(
@@ -46,16 +54,18 @@ class OffPolicyRun(TrainingRun):
         self.replay_rng = self.generators["replay"] = np.random.default_rng(self.seeds.replay)
         space = env.action_space
         warmup_rng = self.generators["warmup"] = np.random.default_rng(self.seeds.warmup)
-        self.warmup_policy = RandomPolicy(space.low, space.high, warmup_rng)
+        self.warmup_policy: Policy
+        if isinstance(space, gym.spaces.Discrete):
+            self.warmup_policy = RandomDiscretePolicy(int(space.n), int(space.start), warmup_rng)
+        else:
+            self.warmup_policy = RandomPolicy(space.low, space.high, warmup_rng)
         self.columns = [
             *STEP_COLUMNS, "updates", "train_return", "train_success", "train_length",
             "env_instabilities", "env_worker_restarts", *self.agent.metric_names(), *EVAL_COLUMNS,
         ]  # fmt: skip
 
-    def _hindsight_relabeler(
-        self, agent_cfg: SACConfig, goal_env: bool
-    ) -> HindsightRelabeler | None:
-        her = agent_cfg.her  # every off-policy config is a SACConfig; "none" unless sac_her
+    def _hindsight_relabeler(self, her: HERConfig, goal_env: bool) -> HindsightRelabeler | None:
+        """The agent's HER (strategy "none", off, unless a `*_her` preset or a config sets it)."""
         if her.strategy == "none":
             return None
         if not goal_env:
@@ -85,6 +95,7 @@ class OffPolicyRun(TrainingRun):
         assert self.sampler is not None and self.replay is not None
         agent_cfg, c = self.agent.config, self.counters
         while self.budget_left():
+            self.agent.set_progress(c.env_steps, self.config.total_steps)
             warm = c.env_steps < agent_cfg.learning_starts
             batch = self.sampler.step(self.warmup_policy if warm else self.agent)
             self.replay.add(batch)

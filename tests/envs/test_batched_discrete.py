@@ -31,8 +31,13 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("four-rooms", {"horizon": 7, "observation": "onehot", "slip": 0.5}),
     ("four-rooms", {"horizon": 6, "slip": 0.0}),
     ("four-rooms", {"horizon": 6, "slip": 1.0, "observation": "onehot"}),
+    # HER's task: a uniform goal drawn by each env's generator at every reset, after the start
+    ("bit-flip", {"n_bits": 4, "n_train": 6, "n_test": 3, "goal_sampling": "uniform"}),
 ]
-IDS = ["bits", "bits-terminate", "rooms", "rooms-onehot", "rooms-no-slip", "rooms-all-slip"]
+IDS = [
+    "bits", "bits-terminate", "rooms", "rooms-onehot", "rooms-no-slip", "rooms-all-slip",
+    "bits-uniform",
+]  # fmt: skip
 MODES = ["disabled", "next_step", "same_step"]
 
 

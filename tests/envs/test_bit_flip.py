@@ -99,3 +99,76 @@ def test_state_round_trip_continues_identically():
         for a in range(4)
     ]
     assert again == first
+
+
+# -- goal_sampling: uniform (HER's task: start and goal uniform per episode) --------------------
+def _uniform(**options):
+    return make("bit-flip", goal_sampling="uniform", **options)
+
+
+def test_uniform_goals_are_drawn_at_every_reset_after_the_start_from_the_env_generator():
+    env = _uniform(n_bits=8).make_env()
+    obs, _ = env.reset(seed=5)
+    rng = np.random.default_rng(5)  # what Gymnasium seeds np_random with
+    start, goal = (rng.integers(0, 2, size=8, dtype=np.int8) for _ in range(2))
+    np.testing.assert_array_equal(obs["observation"], start)
+    np.testing.assert_array_equal(obs["desired_goal"], goal)
+    goals = {tuple(env.reset()[0]["desired_goal"]) for _ in range(50)}
+    assert len(goals) > 40  # a new goal each episode
+
+
+def test_uniform_goals_cover_all_vectors_evenly():
+    env = _uniform(n_bits=3).make_env()
+    env.reset(seed=0)
+    counts: dict[tuple, int] = {}
+    for _ in range(4000):
+        goal = tuple(env.reset()[0]["desired_goal"])
+        counts[goal] = counts.get(goal, 0) + 1
+    assert len(counts) == 8 and all(abs(c / 4000 - 1 / 8) < 0.025 for c in counts.values())
+
+
+def test_uniform_tasks_carry_no_goal_and_set_task_keeps_the_drawn_one():
+    dist = _uniform(n_bits=3, n_train=8, n_test=5)  # more tasks than 2^3 goals: allowed
+    assert (len(dist.train_tasks()), len(dist.test_tasks())) == (8, 5)
+    task = dist.test_tasks()[2]
+    assert task["goal_sampling"] == "uniform" and task["split"] == "test"
+    with pytest.raises(KeyError, match="no parameter 'goal'"):
+        task["goal"]
+    env = dist.make_env(dist.train_tasks()[0])
+    env.reset(seed=1)
+    goal = env.unwrapped.goal.copy()
+    dist.set_task(env, task)
+    np.testing.assert_array_equal(env.unwrapped.goal, goal)
+    assert make("bit-flip").train_tasks()[0]["goal"]  # the default is the split
+
+
+def test_uniform_bit_flip_passes_the_env_checker():
+    from gymnasium.utils.env_checker import check_env
+
+    check_env(_uniform(n_bits=5).make_env(), skip_render_check=True)
+
+
+def test_episode_success_means_the_goal_was_reached_at_any_step():
+    """HER: "successful if the goal was achieved at an arbitrary timestep". Flipping bit 0
+    after reaching the goal leaves it again at the last step; the sampler's episode record
+    still counts the episode as solved (success is ORed over its steps)."""
+    from gmtl_rl.core.policy import StatelessPolicy
+    from gmtl_rl.core.rollout import RolloutSampler
+    from gmtl_rl.core.schedules import UniformTaskSchedule
+
+    class FlipWrongThenBitZero(StatelessPolicy):
+        def act(self, obs, task_class, deterministic=False):
+            wrong = obs["observation"] != obs["desired_goal"]
+            return np.where(wrong.any(axis=1), wrong.argmax(axis=1), 0).astype(np.int64)
+
+    dist = _uniform(n_bits=4, n_train=1, n_test=1)
+    schedule = UniformTaskSchedule(1, np.random.default_rng(0))
+    sampler = RolloutSampler(dist, dist.train_tasks(), 4, schedule, seed=0)
+    last_success: dict[int, float] = {}
+    for _ in range(40):
+        batch = sampler.step(FlipWrongThenBitZero())
+        for i in np.flatnonzero(batch.done):
+            last_success[int(batch.episode_id[i])] = float(batch.success[i])
+    records = sampler.pop_finished()
+    assert len(records) == 40 and all(r.success for r in records)  # reached within n steps
+    assert sum(last_success[r.episode_id] == 0.0 for r in records) >= 5  # left at the end
