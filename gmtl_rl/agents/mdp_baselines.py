@@ -113,24 +113,41 @@ class BEBConfig(_PlannerConfig):
 
     name: Literal["mdp_beb"] = "mdp_beb"
     beta: float = Field(
-        0.5, ge=0, le=1e6, description="bonus β / (1 + n(s,a)) (paper: grid-searched)"
+        0.5,
+        ge=0,
+        le=1e6,
+        description="kolter_ng: bonus β / (1 + n(s,a)); tabula_rl: its `scaling` (paper: "
+        "grid-searched)",
+    )
+    form: Literal["kolter_ng", "tabula_rl"] = Field(
+        "kolter_ng",
+        description="kolter_ng: reward bonus β / (1 + n); tabula_rl: TabulaRL's BEB (reward "
+        "bonus 1 / (precision + 1), transition bonus 2H²β·H / (1 + Dirichlet total) per step "
+        "to go)",
     )
 
 
 # -- planning and posteriors (module functions, shared and tested on their own) --------------
 def backward_induction(
-    reward_NSA: np.ndarray, transition_NSAS: np.ndarray, horizon: int
+    reward_NSA: np.ndarray,
+    transition_NSAS: np.ndarray,
+    horizon: int,
+    bonus_per_step_NSA: np.ndarray | None = None,
 ) -> np.ndarray:
     """Finite-horizon Q-values q[N, H, S, A]; q[:, k] has k + 1 steps to go.
 
     Q_1 = R, Q_{k+1}(s,a) = R(s,a) + Σ_s' P(s'|s,a) max_a' Q_k(s',a') (Puterman 1994, §4.5;
     the planning step of PSRL, Osband et al. 2013), undiscounted as Table 2's total reward.
+    `bonus_per_step_NSA`, when given, adds k · bonus to Q_{k+1} (k = the steps after this one:
+    TabulaRL's `compute_qVals_opt` transition bonus).
     """
     n, s, a = reward_NSA.shape
     q_NHSA = np.empty((n, horizon, s, a))
     v_NS = np.zeros((n, s))
     for k in range(horizon):
         q_NHSA[:, k] = reward_NSA + np.einsum("nsat,nt->nsa", transition_NSAS, v_NS)
+        if bonus_per_step_NSA is not None:
+            q_NHSA[:, k] += k * bonus_per_step_NSA
         v_NS = q_NHSA[:, k].max(-1)
     return q_NHSA
 
@@ -199,6 +216,17 @@ def sample_dirichlet(rng: np.random.Generator, alpha: np.ndarray) -> np.ndarray:
 def beb_bonus(visits: np.ndarray, beta: float) -> np.ndarray:
     """Kolter & Ng 2009's Bayesian exploration bonus β / (1 + n(s,a))."""
     return beta / (1.0 + visits)
+
+
+def tabula_rl_beb_bonus(
+    reward_precision: np.ndarray, dirichlet_total: np.ndarray, horizon: int, scaling: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """BEB as iosband/TabulaRL's `BEB.gen_bonus` computes it (the baseline code RL² Table 2's
+    set of algorithms matches): reward bonus 1 / (τ + 1), τ the posterior precision of the
+    mean reward, and transition bonus β·H / (1 + Σα), β = 2H²·scaling, Σα the posterior
+    Dirichlet total; the latter is added once per step to go (`backward_induction`)."""
+    beta = 2 * horizon * horizon * scaling
+    return 1.0 / (reward_precision + 1.0), beta * horizon / (1.0 + dirichlet_total)
 
 
 def ucrl2_radii(
@@ -469,14 +497,22 @@ class UCRL2(MDPPlanner):
 
 class BEB(MDPPlanner):
     """Bayesian exploration bonus (Kolter & Ng 2009) (`mdp_beb`): the posterior-mean MDP with
-    rewards raised by β / (1 + n(s,a))."""
+    rewards raised by β / (1 + n(s,a)) (`form: kolter_ng`; n counts visits, not the prior's
+    pseudo-counts), or TabulaRL's variant (`form: tabula_rl`, `tabula_rl_beb_bonus`)."""
 
     config: BEBConfig
 
     def plan(self, rows: np.ndarray) -> np.ndarray:
         reward, transition = self.posterior_mean(rows)
-        bonus = beb_bonus(self.visits[rows], self.config.beta)
-        return backward_induction(reward + bonus, transition, self.H)
+        c = self.config
+        if c.form == "kolter_ng":
+            bonus = beb_bonus(self.visits[rows], c.beta)
+            return backward_induction(reward + bonus, transition, self.H)
+        visits = self.visits[rows]
+        precision = 1.0 / c.reward_prior_var + visits / c.reward_noise_var
+        dirichlet_total = self.S * c.transition_prior + visits
+        reward_bonus, step_bonus = tabula_rl_beb_bonus(precision, dirichlet_total, self.H, c.beta)
+        return backward_induction(reward + reward_bonus, transition, self.H, step_bonus)
 
 
 _PLANNERS: dict[str, tuple[type[_PlannerConfig], type[MDPPlanner], str]] = {

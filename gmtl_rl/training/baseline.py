@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from gmtl_rl.core.policy import Agent
+from gmtl_rl.errors import ConfigError
 from gmtl_rl.training.base import STEP_COLUMNS, TrainingRun
 
 
@@ -25,6 +26,14 @@ class BaselineRun(TrainingRun):
     logs_evaluations = False  # one evaluation, at the end: no training curve to plot
 
     def build(self) -> None:
+        # A planner plans for its own `horizon`; one that differs from the env's would act on
+        # the wrong steps-to-go without any error, so refuse it (the MDP baselines).
+        planned, actual = getattr(self.config.agent, "horizon", None), self.distribution.horizon
+        if planned is not None and actual is not None and planned != actual:
+            raise ConfigError(
+                f"agent.horizon: {planned} differs from the env's episode length {actual} "
+                f"(env.horizon); set agent.horizon={actual}"
+            )
         self.agent: Agent = self.build_agent(self.env_spec())  # no training sampler
         self.columns = [*STEP_COLUMNS]
 

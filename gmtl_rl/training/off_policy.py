@@ -4,6 +4,7 @@ the env step."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import gymnasium as gym
@@ -26,9 +27,9 @@ class OffPolicyAgent(Agent, Protocol):
 
     def update(self, batch: ReplayBatch) -> UpdateResult: ...
 
-    def set_progress(self, env_steps: int, total_steps: int) -> None:
-        """Where training stands, told before every collection step (and so restored with the
-        run's counters on resume): exploration schedules (DQN's ε) follow it."""
+    # Optional `set_progress(env_steps, total_steps)`: where training stands, told before every
+    # collection step (and so restored with the run's counters on resume); exploration
+    # schedules (DQN's ε) follow it. Agents without one are not told.
 
 
 class OffPolicyRun(TrainingRun):
@@ -43,6 +44,10 @@ class OffPolicyRun(TrainingRun):
             self.make_sampler(self.train_tasks, schedule)
         env = self.env_spec()
         self.agent: OffPolicyAgent = self.build_agent(env)
+        # Optional: a plug-in off-policy agent without an exploration schedule need not have it.
+        self.set_progress: Callable[[int, int], None] | None = getattr(
+            self.agent, "set_progress", None
+        )
         agent_cfg = self.agent.config
         self.relabel = self._hindsight_relabeler(agent_cfg.her, env.goal_env)
         self.replay: ReplayStorage | None = None
@@ -95,7 +100,8 @@ class OffPolicyRun(TrainingRun):
         assert self.sampler is not None and self.replay is not None
         agent_cfg, c = self.agent.config, self.counters
         while self.budget_left():
-            self.agent.set_progress(c.env_steps, self.config.total_steps)
+            if self.set_progress is not None:
+                self.set_progress(c.env_steps, self.config.total_steps)
             warm = c.env_steps < agent_cfg.learning_starts
             batch = self.sampler.step(self.warmup_policy if warm else self.agent)
             self.replay.add(batch)

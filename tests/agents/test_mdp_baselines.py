@@ -139,6 +139,21 @@ def test_beb_plans_on_the_posterior_mean_plus_its_bonus():
     np.testing.assert_allclose(q[0, 0, 0], [3.0, 3.0])
 
 
+def test_tabula_rl_beb_matches_its_gen_bonus_worked_by_hand():
+    # TabulaRL's BEB (S = 3, H = 2, scaling 0.5 -> beta = 2 H^2 0.5 = 4): reward bonus
+    # 1 / (precision + 1), transition bonus beta H / (1 + Dirichlet total) per step to go.
+    agent = _agent("mdp_beb", beta=0.5, horizon=2, form="tabula_rl")
+    agent.observe(_step([0], [1], [3.0], [1]))
+    q = agent.plan(np.array([0]))
+    # One step to go: (0, 1) visited: mean (1 + 3) / 2 = 2, precision 2 -> 2 + 1/3;
+    # unvisited: prior mean 1, precision 1 -> 1 + 1/2; no transition bonus on the last step.
+    np.testing.assert_allclose(q[0, 0, 0], [1.5, 2.0 + 1.0 / 3.0])
+    # Two steps to go, (0, 0) unvisited (Dirichlet total 3): 1 + 1/2 + 4 * 2 / (1 + 3)
+    # + uniform p_hat . V_1, V_1 = (max(1.5, 2 + 1/3), 1.5, 1.5).
+    v1 = np.array([2.0 + 1.0 / 3.0, 1.5, 1.5])
+    np.testing.assert_allclose(q[0, 1, 0, 0], 1.0 + 0.5 + 2.0 + v1.mean())
+
+
 def test_greedy_picks_the_best_known_action_on_scripted_data():
     agent = _agent("mdp_greedy", horizon=1)
     for a, r in [(0, -3.0), (0, -3.0), (1, 5.0), (1, 5.0), (1, 5.0)]:
@@ -374,3 +389,15 @@ def test_a_shipped_config_trains_evaluates_and_reloads_through_the_runner(tmp_pa
     assert len(summary["return"]) == 10  # one point per episode of the trial
     out = runner.evaluate(run, episodes=2).out  # the agent comes back from its checkpoint
     assert (out / "summary.json").is_file()
+
+
+def test_a_planner_horizon_other_than_the_envs_is_a_config_error(tmp_path):
+    from pathlib import Path
+
+    from gmtl_rl import runner
+    from gmtl_rl.config import load_config
+
+    path = Path(__file__).parents[2] / "configs" / "tabular_mdp" / "psrl.yaml"
+    config = load_config(path, ["env.horizon=20", "env.n_test=4"])
+    with pytest.raises(ConfigError, match=r"agent.horizon: 10 differs .* 20 \(env.horizon\)"):
+        runner.train(config, tmp_path / "run")
