@@ -114,7 +114,12 @@ def env_spec_of(distribution: TaskDistribution) -> EnvSpec:
     """The spaces of one env of the distribution and its task classes (the env is closed)."""
     env = distribution.make_env(distribution.train_tasks()[0])
     try:
-        return EnvSpec(env.observation_space, env.action_space, distribution.num_task_classes)
+        return EnvSpec(
+            env.observation_space,
+            env.action_space,
+            distribution.num_task_classes,
+            horizon=distribution.horizon,
+        )
     finally:
         env.close()
 
@@ -250,7 +255,7 @@ def _rl2(config: RunConfig, env: EnvSpec) -> list[Part]:
     hidden = list(c.hidden)
     gru = 3 * (x * h + h * h + 2 * h)
     heads = _mlp_params(h, hidden, act) + _mlp_params(h, hidden, 1) + act
-    steps = c.episodes_per_trial * _horizon(config)
+    steps = c.episodes_per_trial * _horizon(config, env)
     trials = c.trials_per_update + config.sampler.n_envs  # one update's + those in flight
     per_step = (obs + 3 * act + 8) * 8 * 3  # float64 columns, held, stacked and padded
     minibatch = -(-c.trials_per_update // c.minibatches)
@@ -415,7 +420,11 @@ def _transition_bytes(env: EnvSpec) -> int:
     return 2 * _stored_bytes(observation) + _stored_bytes(action) + ROW_OVERHEAD
 
 
-def _horizon(config: RunConfig) -> int:
+def _horizon(config: RunConfig, env: EnvSpec | None = None) -> int:
+    """The episode length: the family's own where the spec carries it, else an option that
+    sets it, else DEFAULT_HORIZON."""
+    if env is not None and env.horizon is not None:
+        return env.horizon
     options = config.env.options
     for name in ("horizon", "max_episode_steps", "n_bits"):
         value = getattr(options, name, None)

@@ -82,6 +82,7 @@ class EnvSpec:
     num_task_classes: int  # class ids an agent may be told: 0..num_task_classes-1
     goal_env: bool = False  # Dict observation + compute_reward (Gymnasium-Robotics GoalEnv)
     envs: Any = None  # the built vector env, for agents that step their envs themselves (SB3)
+    horizon: int | None = None  # the family's episode length where it has one (sizing estimates)
 
     def with_envs(self, envs: Any) -> EnvSpec:
         return replace(self, envs=envs)
