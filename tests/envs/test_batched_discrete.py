@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from batched_equality import assert_same_info, assert_same_obs
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from gmtl_rl.core.policy import StatelessPolicy
@@ -134,32 +135,6 @@ def _vector_envs(
     return dist, sync, batched
 
 
-def _assert_same_info(a: dict[str, Any], b: dict[str, Any], where: str) -> None:
-    """Vector infos equal: the same keys and masks, equal values (and dtypes) where set."""
-    assert a.keys() == b.keys(), where
-    for key in (k for k in a if not k.startswith("_")):
-        mask = a[f"_{key}"]
-        np.testing.assert_array_equal(mask, b[f"_{key}"], err_msg=f"{where} _{key}")
-        if key == "final_obs":
-            for i in np.flatnonzero(mask):
-                _assert_same_obs(a[key][i], b[key][i], f"{where} final_obs[{i}]")
-        elif key == "final_info":
-            _assert_same_info(a[key], b[key], f"{where} final_info")
-        else:
-            assert a[key].dtype == b[key].dtype, f"{where} {key}"
-            np.testing.assert_array_equal(a[key][mask], b[key][mask], err_msg=f"{where} {key}")
-
-
-def _assert_same_obs(a: Obs, b: Obs, where: str) -> None:
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys()
-        for k in a:
-            _assert_same_obs(a[k], b[k], f"{where}.{k}")
-    else:
-        assert np.asarray(a).dtype == np.asarray(b).dtype, where
-        np.testing.assert_array_equal(a, b, err_msg=where)
-
-
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(("family", "options"), CASES, ids=IDS)
 def test_vector_steps_and_info_columns_equal_the_single_envs(
@@ -183,7 +158,7 @@ def test_vector_steps_and_info_columns_equal_the_single_envs(
     seeds: list[int | None] = [7, 8, 9, 10]
     obs_a, _ = sync.reset(seed=seeds)
     obs_b, _ = batched.reset(seed=seeds)
-    _assert_same_obs(obs_a, obs_b, "reset")
+    assert_same_obs(obs_a, obs_b, "reset")
     policy_a, policy_b = SeekingPolicy(4), SeekingPolicy(4)
     ends = 0
     for t in range(60):
@@ -191,12 +166,12 @@ def test_vector_steps_and_info_columns_equal_the_single_envs(
         np.testing.assert_array_equal(actions, policy_b.act(obs_b, np.zeros(n, np.int64)))
         obs_a, rew_a, term_a, trunc_a, info_a = sync.step(actions)
         obs_b, rew_b, term_b, trunc_b, info_b = batched.step(actions)
-        _assert_same_obs(obs_a, obs_b, f"step {t}")
+        assert_same_obs(obs_a, obs_b, f"step {t}")
         for x, y, name in [(rew_a, rew_b, "reward"), (term_a, term_b, "terminated")]:
             np.testing.assert_array_equal(x, y, err_msg=f"step {t} {name}")
         np.testing.assert_array_equal(trunc_a, trunc_b, err_msg=f"step {t} truncated")
         assert rew_a.dtype == rew_b.dtype and term_a.dtype == term_b.dtype
-        _assert_same_info(info_a, info_b, f"step {t}")
+        assert_same_info(info_a, info_b, f"step {t}")
         ended = np.flatnonzero(term_a | trunc_a)
         ends += len(ended)
         queue(ended)  # applied at each env's next reset, whichever mode makes it
@@ -204,7 +179,7 @@ def test_vector_steps_and_info_columns_equal_the_single_envs(
             mask = np.isin(np.arange(n), ended)
             reset_a, _ = sync.reset(options={"reset_mask": mask})
             reset_b, _ = batched.reset(options={"reset_mask": mask})
-            _assert_same_obs(reset_a, reset_b, f"reset at {t}")
+            assert_same_obs(reset_a, reset_b, f"reset at {t}")
             obs_a, obs_b = reset_a, reset_b
         for i in range(n):
             assert sync.envs[i].unwrapped.get_state() == batched.get_state(i)  # type: ignore[attr-defined]
