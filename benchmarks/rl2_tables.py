@@ -148,9 +148,22 @@ def setups(only: str | None, chosen: list[str] | None) -> list[Setup]:
     if only:
         every = [s for s in every if s.table == only]
     if chosen:
-        wanted = {tuple(int(v) for v in c.split(",")) for c in chosen}
+        wanted = {parse_setup(c) for c in chosen}
         every = [s for s in every if (s.n, s.k) in wanted or (s.n,) in wanted]
     return every
+
+
+def parse_setup(text: str) -> tuple[int, ...]:
+    """`N,K` (bandits: episodes per trial, arms) or `N` (MDPs), as --setups takes them."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) not in (1, 2) or min(values) < 1:
+        raise argparse.ArgumentTypeError(
+            f"--setups: {text!r} is not N,K (bandits, e.g. 10,5) or N (MDPs, e.g. 25)"
+        )
+    return values
 
 
 def trial_totals(
@@ -410,9 +423,17 @@ def main() -> None:
     parser.add_argument("--rl2-runs", type=Path, default=Path("runs/rl2_tables"))
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
-    chosen = setups(args.only, args.setups)
+    try:
+        chosen = setups(args.only, args.setups)
+    except argparse.ArgumentTypeError as error:
+        parser.error(str(error))  # exit status 2, one line
     if not chosen:
-        raise SystemExit("no setup matches --only/--setups")
+        parser.error(
+            "no setup matches --only/--setups; the table's setups are bandits "
+            + " ".join(f"{n},{k}" for n, k in PAPER_BANDIT)
+            + " and MDPs "
+            + " ".join(str(n) for n, _ in PAPER_MDP)
+        )
     if args.search:
         search(chosen, args.instances, args.seed)
     else:
