@@ -23,7 +23,14 @@ from torch.nn import functional as F
 
 from gmtl_rl.agents.registry import AgentConfig, AgentSpec, register_agent
 from gmtl_rl.agents.sac import HERConfig
-from gmtl_rl.core.networks import TaskEncoder, TaskEncoding, flat_dim, flatten_obs, mlp
+from gmtl_rl.core.networks import (
+    TaskEncoder,
+    TaskEncoding,
+    flat_dim,
+    mlp,
+    obs_tensor,
+    task_class_tensor,
+)
 from gmtl_rl.core.policy import StatelessPolicy
 from gmtl_rl.core.records import EnvSpec, Obs, UpdateResult
 from gmtl_rl.core.replay import ReplayBatch
@@ -201,18 +208,12 @@ class DQN(StatelessPolicy):
 
     # -- acting (Policy protocol) ---------------------------------------------------------------
     def _obs_tensor(self, obs: Obs) -> torch.Tensor:
-        return torch.as_tensor(flatten_obs(obs), device=self.device)
+        return obs_tensor(obs, self.device)
 
     def _task_tensor(self, task_class: np.ndarray) -> torch.Tensor:
-        if self.config.conditions_on_task and (
-            np.any(task_class < 0) or np.any(task_class >= self.num_task_classes)
-        ):
-            bad = int(task_class[(task_class < 0) | (task_class >= self.num_task_classes)][0])
-            raise ValueError(
-                f"task class {bad} is not one of the {self.num_task_classes} classes this "
-                "agent was trained on (-1: a held-out task); evaluate on the train split"
-            )
-        return torch.as_tensor(np.asarray(task_class, np.int64), device=self.device)
+        return task_class_tensor(
+            task_class, self.num_task_classes, self.config.conditions_on_task, self.device
+        )
 
     @property
     def epsilon(self) -> float:

@@ -24,7 +24,8 @@ from gmtl_rl.core.networks import (
     TaskEncoding,
     TwinQ,
     flat_dim,
-    flatten_obs,
+    obs_tensor,
+    task_class_tensor,
 )
 from gmtl_rl.core.policy import StatelessPolicy
 from gmtl_rl.core.records import EnvSpec, Obs, UpdateResult
@@ -195,18 +196,12 @@ class SAC(StatelessPolicy):
 
     # -- acting (Policy protocol) ---------------------------------------------------------------
     def _obs_tensor(self, obs: Obs) -> torch.Tensor:
-        return torch.as_tensor(flatten_obs(obs), device=self.device)
+        return obs_tensor(obs, self.device)
 
     def _task_tensor(self, task_class: np.ndarray) -> torch.Tensor:
-        if self.config.conditions_on_task and (
-            np.any(task_class < 0) or np.any(task_class >= self.num_task_classes)
-        ):
-            bad = int(task_class[(task_class < 0) | (task_class >= self.num_task_classes)][0])
-            raise ValueError(
-                f"task class {bad} is not one of the {self.num_task_classes} classes this "
-                "agent was trained on (-1: a held-out task); evaluate on the train split"
-            )
-        return torch.as_tensor(np.asarray(task_class, np.int64), device=self.device)
+        return task_class_tensor(
+            task_class, self.num_task_classes, self.config.conditions_on_task, self.device
+        )
 
     def act(self, obs: Obs, task_class: np.ndarray, deterministic: bool = False) -> np.ndarray:
         with torch.inference_mode():

@@ -47,6 +47,27 @@ def flatten_obs(obs: Obs) -> np.ndarray:
     return arr.reshape(len(arr), -1).astype(np.float32, copy=False)
 
 
+def obs_tensor(obs: Obs, device: torch.device | str) -> torch.Tensor:
+    """A batch of observations (a Dict flattened in key order) as one float tensor."""
+    return torch.as_tensor(flatten_obs(obs), device=device)
+
+
+def task_class_tensor(
+    task_class: np.ndarray, num_task_classes: int, checked: bool, device: torch.device | str
+) -> torch.Tensor:
+    """Task classes as indices for a task-conditioned network. `checked` (the agent conditions
+    on the task): a class it was not trained on is an error, not a silent wrong head."""
+    if checked:
+        unknown = (task_class < 0) | (task_class >= num_task_classes)
+        if np.any(unknown):
+            raise ValueError(
+                f"task class {int(task_class[unknown][0])} is not one of the {num_task_classes} "
+                "classes this agent was trained on (-1: a held-out task); evaluate on the train "
+                "split"
+            )
+    return torch.as_tensor(np.asarray(task_class, np.int64), device=device)
+
+
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     for h in hidden:
