@@ -245,6 +245,20 @@ def rl2_totals(setup: Setup, runs: Path) -> np.ndarray | None:
     return np.array([totals[t] for t in tasks])
 
 
+def rl2_training(setup: Setup, runs: Path) -> dict[str, Any]:
+    """Env steps and wall-clock seconds of a setup's RL² run, from its metrics.csv. `time_s`
+    restarts at 0 on each resume, so the attempts' last times are summed."""
+    path = runs / setup.key / "metrics.csv"
+    if not path.is_file():
+        return {}
+    with path.open() as f:
+        rows = [(int(r["step"]), float(r["time_s"])) for r in csv.DictReader(f)]
+    if not rows:
+        return {}
+    seconds = sum(t for (_, t), (_, later) in itertools.pairwise(rows) if later < t)
+    return {"env_steps": rows[-1][0], "train_seconds": round(seconds + rows[-1][1])}
+
+
 def interval(totals: np.ndarray) -> tuple[float, float]:
     return stratified_bootstrap_ci(totals, np.zeros(len(totals)), "mean", n_resamples=2000)
 
@@ -311,6 +325,7 @@ def table(chosen: list[Setup], instances: int, seed: int, runs: Path, out: Path)
                 totals = trial_totals(setup, dist, tasks, run_agent, seed)
             if totals is None:
                 continue
+            training = rl2_training(setup, runs) if column == "RL²" else {}
             low, high = interval(totals)
             mean = float(totals.mean())
             gap = (mean - paper) / abs(paper)
@@ -320,6 +335,8 @@ def table(chosen: list[Setup], instances: int, seed: int, runs: Path, out: Path)
                 "high": round(high, 2), "paper": paper, "gap": round(gap, 4),
                 "instances": len(totals), "agent": agent or {},
                 "seconds": round(time.perf_counter() - start, 1),
+                "env_steps": training.get("env_steps", ""),
+                "train_seconds": training.get("train_seconds", ""),
             })  # fmt: skip
             print(f"{setup.key} {column}: {mean:.2f} [{low:.2f}, {high:.2f}] "
                   f"paper {paper} ({gap:+.1%})", flush=True)  # fmt: skip
@@ -409,6 +426,13 @@ def write(records: list[dict[str, Any]], out: Path) -> None:
                 cells.append(f"{r['ours']:.1f} [{r['low']:.1f}, {r['high']:.1f}] / "
                              f"{r['paper']} ({gap})")  # fmt: skip
             lines.append(f"| {key} | " + " | ".join(cells) + " |")
+        trained = [r for r in rows if r["column"] == "RL²" and r.get("train_seconds") != ""]
+        if trained:
+            runs_text = "; ".join(
+                f"{r['setup']} {int(r['env_steps']) / 1e6:.1f}M, {int(r['train_seconds'])} s"
+                for r in trained
+            )
+            lines += ["", f"RL² training per setup (env steps, wall-clock): {runs_text}."]
     (out / "rl2_tables.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {out / 'rl2_tables.md'} and {out / 'rl2_tables.csv'}")
 
