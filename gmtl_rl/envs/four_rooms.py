@@ -15,7 +15,14 @@ from pydantic import Field
 from gmtl_rl.core.records import Obs
 from gmtl_rl.envs.batched import BatchedTaskEnv
 from gmtl_rl.envs.registry import register_family
-from gmtl_rl.envs.task import MAX_SEED, MAX_TASKS, FamilyOptions, Task, TaskDistribution
+from gmtl_rl.envs.task import (
+    MAX_SEED,
+    MAX_TASKS,
+    FamilyOptions,
+    Task,
+    TaskDistribution,
+    find_layer,
+)
 
 # The layout of the option-critic code (jeanharb/option_critic, fourrooms/fourrooms.py):
 # 13x13 with the outer wall, 104 free cells including the 4 hallways.
@@ -368,6 +375,5 @@ class MiniGridFourRooms(TaskDistribution):
         return SeededLayout(gym.wrappers.DtypeObservation(flat, np.float32), int(task["seed"]))
 
     def set_task(self, env: gym.Env, task: Task) -> None:
-        if not isinstance(env, SeededLayout):
-            raise TypeError(f"{self.name} cannot set a task on {type(env).__name__}")
-        env.layout_seed = int(task["seed"])
+        # The sampler wraps envs (NumericalGuard, ...): look for the layer, not the outermost.
+        find_layer(env, SeededLayout, self.name).layout_seed = int(task["seed"])

@@ -123,3 +123,20 @@ def test_minigrid_tasks_change_the_layout_deterministically():
     dist.set_task(env, b)
     assert _layout(env) != first
     assert make("minigrid-four-rooms").train_tasks() == dist.train_tasks()
+
+
+def test_minigrid_trains_through_the_loop(tmp_path):
+    """The sampler wraps each env (NumericalGuard): set_task must find the layout layer inside
+    the chain, as a whole `gmtl train` on the family shows."""
+    from gmtl_rl.cli import main
+
+    config = tmp_path / "dqn_minigrid.yaml"
+    config.write_text(
+        "total_steps: 60\nthreads: 1\n"
+        "env: {name: minigrid-four-rooms, horizon: 10, n_train: 3, n_test: 2}\n"
+        "agent: {name: dqn, hidden: [16], learning_starts: 20}\n"
+        "sampler: {n_envs: 2}\neval: {n_envs: 2}\n"
+        "checkpoint: {every_steps: 0}\nlogging: {every_steps: 20, tensorboard: false}\n"
+    )
+    assert main(["train", str(config), "--run-dir", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "eval" / "summary.json").is_file()
