@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # `make run`: RL² on the point robot and its two bounds, into one timestamped directory.
 QUICKSTART := runs/quickstart/$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: venv run test lint typecheck unit clean
+.PHONY: venv offscreen run test lint typecheck unit clean
 
 venv: $(STAMP)
 
@@ -16,6 +16,18 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0 -e '.[dev]'
 	touch $(STAMP)
+
+# Offscreen OpenGL for MuJoCo on machines without a display (`gmtl record` and its tests):
+# OSMesa, installed where we are root and apt-get exists. Never fails: where it cannot be had
+# it says so, and the recording tests that need it skip with that reason.
+offscreen:
+	@$(PYTHON) -c "import ctypes.util, sys; sys.exit(ctypes.util.find_library('OSMesa') is None)" \
+	|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	     && { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libosmesa6 >/dev/null 2>&1 \
+	          || { apt-get update -qq >/dev/null 2>&1 \
+	               && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libosmesa6 >/dev/null 2>&1; }; } \
+	     && echo "installed libosmesa6 (offscreen MuJoCo rendering)"; } \
+	|| echo "note: no OSMesa and it cannot be installed here (apt-get install libosmesa6 as root); MuJoCo recording tests will skip"
 
 run: venv
 	$(BIN)/gmtl train configs/quickstart.yaml --run-dir $(QUICKSTART)/rl2
@@ -31,7 +43,7 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy gmtl_rl
 
-unit: venv
+unit: venv offscreen
 	$(BIN)/python -m pytest -q -m "not slow"
 
 test: lint typecheck unit

@@ -1,4 +1,4 @@
-"""`gmtl train | resume | eval | plot | sweep | envs | agents | check-env`.
+"""`gmtl train | resume | eval | plot | record | sweep | envs | agents | check-env`.
 
 User mistakes print one line and exit with status 2; an interrupted run exits 128 + signal.
 """
@@ -78,6 +78,40 @@ def _parser() -> argparse.ArgumentParser:
             help=f"bound of the adaptation curves: runs of {what}, pooled over seeds and "
             "episodes into one dashed reference line with its interval band",
         )  # fmt: skip
+
+    rc = sub.add_parser(
+        "record", help="a trial of a run's latest checkpoint as a video (.mp4, .gif) or picture"
+    )
+    rc.add_argument("run_dir")
+    rc.add_argument(
+        "--out", required=True, metavar="FILE",
+        help=".mp4 or .gif: labelled frames (MuJoCo, Meta-World); .png: the trial drawn "
+        "(trajectories of point robots, Four Rooms, ...; any family)",
+    )  # fmt: skip
+    rc.add_argument("--split", help="task split, test or train (default: the run's)")
+    rc.add_argument(
+        "--task", type=int, metavar="INDEX",
+        help="the task's position in the split (adaptation.csv's task_index; default: the "
+        "first evaluated task)",
+    )  # fmt: skip
+    rc.add_argument(
+        "--episodes", type=int, metavar="K", help="episodes in the trial (default: the run's)"
+    )
+    rc.add_argument(
+        "--seed", type=int, metavar="S", help="seed of the trial (default: the run's eval seed)"
+    )
+    rc.add_argument(
+        "--checkpoint", metavar="step-N", help="record this checkpoint (default: newest whole)"
+    )
+    rc.add_argument(
+        "--stochastic", action="store_true", help="sample actions (default: the policy's mode)"
+    )
+    rc.add_argument("--size", default="320x240", metavar="WxH", help="video frame size")
+    rc.add_argument("--fps", type=float, help="video frame rate (default: real time, at most 30)")
+    rc.add_argument(
+        "--every", type=int, default=1, metavar="N",
+        help="film every N-th step and each episode's last state (default: every step)",
+    )  # fmt: skip
 
     sw = sub.add_parser(
         "sweep", help="run every combination of key=v1,v2 axes x seeds, each a normal run"
@@ -286,6 +320,22 @@ def _point_text(point: Any, statistic: str, k: bool = True) -> str:
     return f"{prefix}{value:.2f} [{low:.2f}, {high:.2f}]"
 
 
+def _record(args: argparse.Namespace) -> int:
+    from gmtl_rl.visual import offscreen
+
+    offscreen.configure()  # before anything imports mujoco: it fixes its GL backend then
+    from gmtl_rl.visual.record import RecordRequest, parse_size, record, summary
+
+    request = RecordRequest(
+        run_dir=Path(args.run_dir), out=Path(args.out), split=args.split, task=args.task,
+        episodes=args.episodes, seed=args.seed, checkpoint=args.checkpoint,
+        deterministic=not args.stochastic, size=parse_size(args.size), fps=args.fps,
+        every=args.every,
+    )  # fmt: skip
+    print(summary(record(request)))
+    return 0
+
+
 def _sweep(args: argparse.Namespace) -> int:
     import os
 
@@ -465,6 +515,7 @@ COMMANDS = {
     "resume": _resume,
     "eval": _eval,
     "plot": _plot,
+    "record": _record,
     "sweep": _sweep,
     "envs": _envs,
     "agents": _agents,

@@ -149,7 +149,7 @@ def evaluate(
         overrides.append(f"eval.split={split}")
     if episodes is not None:
         overrides.append(f"eval.episodes={episodes}")
-    run, config, note = _open_for_evaluation(path, overrides, checkpoint_name)
+    run, config, note = open_for_evaluation(path, overrides, checkpoint_name)
     try:
         rows = run.adaptation_rows()
     finally:
@@ -185,7 +185,7 @@ def evaluate_metaworld(
 
     path = RunDir(run_dir)
     path.require_run()
-    run, config, note = _open_for_evaluation(path, [], checkpoint_name)
+    run, config, note = open_for_evaluation(path, [], checkpoint_name)
     distribution = run.distribution
     result: MetaWorldResult | MetaLearningResult
     try:
@@ -256,7 +256,7 @@ def _choose_checkpoint(path: RunDir, name: str | None) -> tuple[checkpoint.Check
         ) from None
 
 
-def _open_for_evaluation(
+def open_for_evaluation(
     path: RunDir, overrides: Sequence[str], checkpoint_name: str | None
 ) -> tuple[TrainingRun, RunConfig, str]:
     """The run's agent and tasks from its checkpoint: no training sampler, no replay."""

@@ -169,6 +169,12 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
 
+    @property
+    def simulation(self) -> SawyerXYZEnv | None:
+        """The Meta-World env of the running task's class (what renders); None before the
+        first reset. A reset that switches class swaps it: look it up each time."""
+        return self._inner
+
     def set_task(self, task: Task) -> None:
         """Switch to `task` at the next reset (the episode in flight keeps its task)."""
         self.family.mw_task(task)  # fail now, not at reset, on a task of another family

@@ -83,13 +83,20 @@ def run_adaptation(
     records: list[EpisodeRecord] = []
     total = len(queue) * episodes
     # Stochastic policies draw from torch's RNG: fork it so evaluating never shifts training.
-    with torch.random.fork_rng(devices=[]), progress_bar(total, 0, "eval", "episodes") as advance:
-        torch.manual_seed(seed)
-        while not sampler.all_idle:
-            sampler.step(policy, deterministic=deterministic)
-            records.extend(sampler.pop_finished())
-            advance(len(records))
-    sampler.close()
+    # The envs are closed however the loop ends (an interrupt; `gmtl record`, which stops the
+    # evaluation once the trial it films is over).
+    try:
+        with (
+            torch.random.fork_rng(devices=[]),
+            progress_bar(total, 0, "eval", "episodes") as advance,
+        ):
+            torch.manual_seed(seed)
+            while not sampler.all_idle:
+                sampler.step(policy, deterministic=deterministic)
+                records.extend(sampler.pop_finished())
+                advance(len(records))
+    finally:
+        sampler.close()
     # The queue is consumed in order, so the r-th trial of a task (by trial id) is repeat r.
     trials_of_task: dict[int, list[int]] = defaultdict(list)
     for trial, task in sorted({(r.trial_id, r.task_id) for r in records}):
