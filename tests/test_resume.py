@@ -26,6 +26,7 @@ AGENTS = {
     "sac_her": ["agent.name=sac_her", "agent.gamma=0.99", "agent.tau=0.005"],
     # Multi-head MT-SAC on hidden goals: per-class heads, temperatures, balanced batches.
     "mhsac": ["agent.name=mhsac", "env.observe_goal=false", "eval.split=train"],
+    "mtsac_pcgrad": ["agent.name=mtsac_pcgrad", "env.observe_goal=false", "eval.split=train"],
     # Envs in worker processes: their states travel through the pipes into the checkpoint.
     "sac-subprocess": ["sampler.backend=subprocess"],
 }

@@ -3,6 +3,7 @@
 from gmtl_rl.agents import bandit_baselines as _bandits  # noqa: F401  (bandit_random, ...)
 from gmtl_rl.agents import deep_option_critic as _deep_oc  # noqa: F401  (deep_option_critic)
 from gmtl_rl.agents import dqn as _dqn  # noqa: F401  (registers "dqn", "dqn_her")
+from gmtl_rl.agents import gridworld_bayes as _gridworld_bayes  # noqa: F401  (bayes_optimal_gridworld)
 from gmtl_rl.agents import mdp_baselines as _mdp  # noqa: F401  (mdp_random, mdp_psrl, ...)
 from gmtl_rl.agents import option_critic as _option_critic  # noqa: F401  (option_critic, actor_critic)
 from gmtl_rl.agents import pearl as _pearl  # noqa: F401  (registers "pearl")

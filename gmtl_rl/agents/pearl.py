@@ -37,7 +37,14 @@ import torch.nn.functional as F
 from pydantic import Field, PositiveInt, model_validator
 
 from gmtl_rl.agents.registry import AgentConfig, AgentSpec, register_agent
-from gmtl_rl.core.networks import TanhGaussianActor, TwinQ, flat_dim, flatten_obs, mlp
+from gmtl_rl.core.networks import (
+    TanhGaussianActor,
+    TwinQ,
+    flat_dim,
+    flatten_obs,
+    mlp,
+    rlkit_init,
+)
 from gmtl_rl.core.records import EnvSpec, Obs, StepBatch, UpdateResult
 from gmtl_rl.errors import ConfigError
 
@@ -90,6 +97,11 @@ class PEARLConfig(AgentConfig):
         ge=0,
         description="evaluation episodes with a fresh prior z each before the first posterior "
         "(oyster's num_exp_traj_eval)",
+    )
+    init: Literal["torch", "rlkit"] = Field(
+        "rlkit",
+        description="weight initialisation: torch's nn.Linear default, or rlkit's as oyster "
+        "runs it (fan-in on the output width, hidden biases 0.1, last layers U(±3e-3) / ±1e-3)",
     )
     policy_mean_reg: float = Field(1e-3, ge=0, description="L2 on the policy mean (oyster)")
     policy_std_reg: float = Field(1e-3, ge=0, description="L2 on the policy log-std (oyster)")
@@ -166,6 +178,11 @@ class PEARL:
         self.actor = TanhGaussianActor(in_dim, self.act_dim, c.hidden)
         self.critic = TwinQ(in_dim, self.act_dim, c.hidden)
         self.value = mlp(in_dim, c.hidden, 1)
+        if c.init == "rlkit":
+            rlkit_init(self.encoder, 3e-3)
+            rlkit_init(self.actor, 1e-3)  # oyster's TanhGaussianPolicy: init_w 1e-3 on both heads
+            rlkit_init(self.critic, 3e-3)
+            rlkit_init(self.value, 3e-3)
         self.value_target = copy.deepcopy(self.value).requires_grad_(False)
         for module in (self.encoder, self.actor, self.critic, self.value, self.value_target):
             module.to(self.device)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch import nn
 
 from gmtl_rl.agents.registry import AgentConfig, AgentSpec, register_agent
+from gmtl_rl.core.gradient_surgery import GradientSurgery, PCGrad
 from gmtl_rl.core.networks import (
     TanhGaussianActor,
     TaskEncoder,
@@ -81,6 +82,9 @@ class SACConfig(AgentConfig):
         "uniform", description="how replay batches are drawn (task_balanced: per task class)"
     )
     her: HERConfig = Field(HERConfig(), description="hindsight experience replay (goal envs)")
+    gradient_surgery: GradientSurgery = Field(
+        "none", description="how per-task actor and critic gradients combine: none, pcgrad"
+    )
 
     @property
     def conditions_on_task(self) -> bool:
@@ -120,6 +124,14 @@ class MHSACConfig(MTSACConfig):
     multi_head: bool = Field(True, description="one output head per task class")
 
 
+class MTSACPCGradConfig(MTSACConfig):
+    """MT-SAC + PCGrad (Yu et al. 2020, "Gradient Surgery for Multi-Task Learning"): the
+    per-task gradients of the actor and critic losses are projected, then summed."""
+
+    name: Literal["mtsac_pcgrad"] = "mtsac_pcgrad"  # type: ignore[assignment]
+    gradient_surgery: GradientSurgery = Field("pcgrad", description="none, pcgrad")
+
+
 @dataclass(frozen=True)
 class SACUpdate(UpdateResult):
     """Diagnostics of one gradient step."""
@@ -130,6 +142,14 @@ class SACUpdate(UpdateResult):
     alpha: float
     q_mean: float
     entropy: float  # -E[log pi(a|s)]
+
+
+@dataclass(frozen=True)
+class PCGradSACUpdate(SACUpdate):
+    """SAC diagnostics plus the share of task pairs whose gradients conflict (PCGrad)."""
+
+    critic_conflicts: float
+    actor_conflicts: float
 
 
 class EntropyTemperature(nn.Module):
@@ -154,7 +174,7 @@ class EntropyTemperature(nn.Module):
 class SAC(StatelessPolicy):
     """The SAC agent: acts through the Policy protocol and updates from replay batches."""
 
-    def __init__(self, config: SACConfig, env: EnvSpec, device: str = "cpu") -> None:
+    def __init__(self, config: SACConfig, env: EnvSpec, device: str = "cpu", seed: int = 0) -> None:
         if not isinstance(env.action_space, gym.spaces.Box):
             raise ConfigError(
                 f"agent.name: sac needs a continuous (Box) action space; this env's is "
@@ -192,7 +212,25 @@ class SAC(StatelessPolicy):
         self.target_entropy = -float(act_dim) if c.target_entropy == "auto" else c.target_entropy
         self._critic_params: list[torch.Tensor] = list(self.critic.parameters())
         self._target_params: list[torch.Tensor] = list(self.critic_target.parameters())
+        self._actor_params: list[torch.Tensor] = list(self.actor.parameters())
+        self.surgery = self._gradient_surgery(n_classes, seed)
         self.updates = 0
+
+    def _gradient_surgery(self, n_classes: int, seed: int) -> PCGrad | None:
+        if self.config.gradient_surgery == "none":
+            return None
+        if not self.config.conditions_on_task:
+            raise ConfigError(
+                f"agent.gradient_surgery: pcgrad needs an agent given the task class "
+                f"(agent.task_encoding one_hot or embedding, or multi_head, as mtsac and mhsac "
+                f"are); agent {self.config.name!r} here is single-task, so valid: none"
+            )
+        if n_classes < 2:
+            raise ConfigError(
+                f"agent.gradient_surgery: pcgrad needs an env with at least 2 task classes "
+                f"(per-task gradients); this env has {n_classes}, so valid: none"
+            )
+        return PCGrad(seed)
 
     # -- acting (Policy protocol) ---------------------------------------------------------------
     def _obs_tensor(self, obs: Obs) -> torch.Tensor:
@@ -233,8 +271,14 @@ class SAC(StatelessPolicy):
             target = reward + c.gamma * not_done * (next_q - alpha * next_log_prob)
         q = self.critic(obs, action, task)  # [2, B]
         critic_loss = 0.5 * (q - target).pow(2).mean(dim=1).sum()
+        critic_conflicts = actor_conflicts = 0.0  # PCGrad's diagnostics
         self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
+        if self.surgery is None:
+            critic_loss.backward()
+        else:  # the same loss, row by row: each task's rows give its gradient (PCGrad)
+            critic_conflicts = self.surgery.backward(
+                0.5 * (q - target).pow(2).sum(dim=0), self._critic_params, task
+            )
         self.critic_opt.step()
 
         # Actor (SAC eq. 7): critics are frozen for this pass, so no critic gradients are built.
@@ -246,19 +290,28 @@ class SAC(StatelessPolicy):
         # detached, so one backward pass gives both gradients exactly.
         alpha_loss = self.temperature.loss(task, log_prob, self.target_entropy)
         self.actor_opt.zero_grad(set_to_none=True)
-        if c.learn_alpha:
-            self.alpha_opt.zero_grad(set_to_none=True)
-            (actor_loss + alpha_loss).backward()
-            self.alpha_opt.step()
+        self.alpha_opt.zero_grad(set_to_none=True)
+        if self.surgery is None:
+            (actor_loss + alpha_loss if c.learn_alpha else actor_loss).backward()
         else:
-            actor_loss.backward()
+            actor_conflicts = self.surgery.backward(
+                alpha * log_prob - q_pi, self._actor_params, task
+            )
+            # No surgery on the temperature: one log α per task gets gradient from its own
+            # rows only, so task gradients never conflict and PCGrad would return them as they
+            # are; a shared α steps as in SAC (projecting one scalar would zero it whenever
+            # two tasks disagree in sign).
+            if c.learn_alpha:
+                alpha_loss.backward()
+        if c.learn_alpha:
+            self.alpha_opt.step()
         self.actor_opt.step()
         self.critic.requires_grad_(True)
 
         with torch.no_grad():
             torch._foreach_lerp_(self._target_params, self._critic_params, c.tau)
         self.updates += 1
-        return SACUpdate(
+        result = SACUpdate(
             critic_loss=float(critic_loss.detach()),
             actor_loss=float(actor_loss.detach()),
             alpha_loss=float(alpha_loss.detach()),
@@ -266,10 +319,14 @@ class SAC(StatelessPolicy):
             q_mean=float(q.detach().mean()),
             entropy=float(-log_prob.detach().mean()),
         )
+        if self.surgery is None:
+            return result
+        return PCGradSACUpdate(
+            **result.metrics(), critic_conflicts=critic_conflicts, actor_conflicts=actor_conflicts
+        )
 
-    @staticmethod
-    def metric_names() -> list[str]:
-        return SACUpdate.names()
+    def metric_names(self) -> list[str]:
+        return (SACUpdate if self.surgery is None else PCGradSACUpdate).names()
 
     def set_progress(self, env_steps: int, total_steps: int) -> None:
         """SAC explores through its entropy: no schedule follows the env step."""
@@ -287,6 +344,7 @@ class SAC(StatelessPolicy):
             "critic_opt": self.critic_opt.state_dict(),
             "alpha_opt": self.alpha_opt.state_dict(),
             "updates": self.updates,
+            **({} if self.surgery is None else {"gradient_surgery": self.surgery.state_dict()}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -301,17 +359,21 @@ class SAC(StatelessPolicy):
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.alpha_opt.load_state_dict(state["alpha_opt"])
         self.updates = int(state["updates"])
+        if self.surgery is not None:  # the order stream: resume draws the orders it would have
+            self.surgery.load_state_dict(state["gradient_surgery"])
 
 
 def build_sac(config: SACConfig, env: EnvSpec, seed: int = 0, device: str = "cpu") -> SAC:
-    del seed  # the run seeds torch before building (training.base), so weights follow it
-    return SAC(config, env, device)
+    # The run seeds torch before building (training.base), so weights follow it; the seed
+    # itself seeds PCGrad's order stream.
+    return SAC(config, env, device, seed)
 
 
 for _name, _config, _description in (
     ("sac", SACConfig, "Soft Actor-Critic; optional task encoding, heads and temperatures"),
     ("mtsac", MTSACConfig, "multi-task SAC: one-hot task class, per-class temperature"),
     ("mhsac", MHSACConfig, "multi-head multi-task SAC: MT-SAC with one head per task class"),
+    ("mtsac_pcgrad", MTSACPCGradConfig, "MT-SAC + PCGrad: conflicting task gradients projected"),
     ("sac_her", HERSACConfig, "SAC + hindsight experience replay for goal envs (Fetch, mazes)"),
 ):
     register_agent(AgentSpec(_name, _description, "off_policy", _config, build_sac))

@@ -113,6 +113,29 @@ class EnsembleMLP(nn.Module):
         return h  # [E, B, out]
 
 
+def rlkit_init(module: nn.Module, last_bound: float) -> nn.Module:
+    """rlkit's initialisation, as PEARL's authors ran it (oyster rlkit/torch/networks.py Mlp,
+    pytorch_util.fanin_init): hidden weights U(±1/√size[0]), where size[0] of an nn.Linear
+    weight is its OUTPUT width (so 1/√300 for every 300-wide layer, the first included),
+    hidden biases 0.1, the last layer's weights and biases U(±last_bound) (3e-3 for Q, V and
+    the encoder, 1e-3 for the policy heads). Works on `mlp` and `EnsembleMLP` stacks."""
+    linears = [m for m in module.modules() if isinstance(m, nn.Linear | EnsembleLinear)]
+    with torch.no_grad():
+        for i, layer in enumerate(linears):
+            weight, bias = layer.weight, layer.bias
+            assert bias is not None
+            if i == len(linears) - 1:
+                weight.uniform_(-last_bound, last_bound)
+                bias.uniform_(-last_bound, last_bound)
+                continue
+            # nn.Linear weight is [out, in]; EnsembleLinear's [E, in, out]: rlkit's size[0] is out.
+            out_width = weight.shape[0] if isinstance(layer, nn.Linear) else weight.shape[-1]
+            bound = 1.0 / math.sqrt(out_width)
+            weight.uniform_(-bound, bound)
+            bias.fill_(0.1)
+    return module
+
+
 TaskEncoding = Literal["none", "one_hot", "embedding"]
 
 

@@ -3,7 +3,9 @@
 from gmtl_rl.envs import bandit as _bandit  # noqa: F401  (registers families)
 from gmtl_rl.envs import bit_flip as _bit_flip  # noqa: F401
 from gmtl_rl.envs import four_rooms as _four_rooms  # noqa: F401
+from gmtl_rl.envs import gridworld as _gridworld  # noqa: F401
 from gmtl_rl.envs import metaworld_families as _metaworld_families  # noqa: F401
+from gmtl_rl.envs import navigation_2d as _navigation_2d  # noqa: F401
 from gmtl_rl.envs import pearl_mujoco as _pearl_mujoco  # noqa: F401
 from gmtl_rl.envs import plugin as _plugin  # noqa: F401
 from gmtl_rl.envs import point_robot as _point_robot  # noqa: F401
