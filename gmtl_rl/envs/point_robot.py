@@ -16,6 +16,7 @@ from gmtl_rl.envs.registry import register_family
 from gmtl_rl.envs.task import MAX_SEED, MAX_TASKS, FamilyOptions, Task, TaskDistribution
 
 MAX_STEP = 0.1  # action bound per axis: s' = s + clip(a, -0.1, 0.1)
+OYSTER_GOAL_SEED = 1337  # oyster point_robot.py seeds numpy's global RNG with it for its goals
 
 
 def move(
@@ -238,6 +239,14 @@ class PointRobotOptions(FamilyOptions):
     split_seed: int = Field(
         0, ge=0, le=MAX_SEED, description="seed of the goal split; independent of the run seed"
     )
+    goal_draw: Literal["seeded", "oyster"] = Field(
+        "seeded",
+        description=(
+            "seeded: goals drawn from split_seed; oyster: the PEARL authors' own goals "
+            "(oyster's np.random.seed(1337) draw, first n_train train, the next n_test test; "
+            "split_seed unused)"
+        ),
+    )
     observe_goal: bool = Field(
         False, description="Dict observation with the goal (goal-conditioned) vs hidden (meta-RL)"
     )
@@ -321,9 +330,16 @@ class PointRobot(_PointFamily):
     Options = PointRobotOptions
 
     def _goals(self) -> dict[str, np.ndarray]:
-        rng = np.random.default_rng(self.options.split_seed)
         n_train, n_test = self.options.n_train, self.options.n_test
-        goals = rng.uniform(-1.0, 1.0, size=(n_train + n_test, 2))
+        if self.options.goal_draw == "oyster":
+            # oyster PointEnv: np.random.seed(1337), then [uniform(-1, 1), uniform(-1, 1)] per
+            # goal, which is this draw row by row; train = the first 80, test = the last 20 of
+            # its 100 goals (launch_experiment.py), which is this split at 80/20.
+            oyster_rng = np.random.RandomState(OYSTER_GOAL_SEED)
+            goals = oyster_rng.uniform(-1.0, 1.0, size=(n_train + n_test, 2))
+        else:
+            rng = np.random.default_rng(self.options.split_seed)
+            goals = rng.uniform(-1.0, 1.0, size=(n_train + n_test, 2))
         return {"train": goals[:n_train], "test": goals[n_train:]}
 
     def _env_kwargs(self) -> dict[str, Any]:
@@ -348,12 +364,17 @@ class SparsePointRobot(_PointFamily):
     Options = SparsePointRobotOptions
 
     def _goals(self) -> dict[str, np.ndarray]:
-        # oyster: angles linspace(0, pi, n) on the unit circle. The split is a seeded
-        # permutation here (oyster takes the first 80 as train, the last 20 as test).
+        # oyster: angles linspace(0, pi, n) on the unit circle, shuffled; the first 80 train,
+        # the last 20 test.
         n_train, n_test = self.options.n_train, self.options.n_test
         angles = np.linspace(0.0, np.pi, n_train + n_test)
         goals = np.stack([np.cos(angles), np.sin(angles)], axis=1)
-        order = np.random.default_rng(self.options.split_seed).permutation(len(goals))
+        if self.options.goal_draw == "oyster":
+            # oyster SparsePointEnv: np.random.seed(1337), then np.random.shuffle(goals), which
+            # permutes rows as RandomState(1337).permutation does.
+            order = np.random.RandomState(OYSTER_GOAL_SEED).permutation(len(goals))
+        else:
+            order = np.random.default_rng(self.options.split_seed).permutation(len(goals))
         return {"train": goals[order[:n_train]], "test": goals[order[n_train:]]}
 
     def _task_params(self, split: str) -> dict[str, Any]:

@@ -238,12 +238,17 @@ OYSTER_JSON: dict[str, dict[str, Any]] = {
 # The task distributions, from oyster's env code (its configs pass only n_tasks), as our
 # family options.
 OYSTER_ENV: dict[str, dict[str, Any]] = {
-    # rlkit/envs/point_robot.py: goal ~ U[-1, 1]^2, observation = position only.
-    "point-robot": {"env.observe_goal": False},
+    # rlkit/envs/point_robot.py: goal ~ U[-1, 1]^2, observation = position only; the goals
+    # themselves are oyster's seed-1337 draw (tests/envs/test_point_robot.py holds the draw).
+    "point-robot": {"env.observe_goal": False, "env.goal_draw": "oyster"},
     # point_robot.py SparsePointEnv(goal_radius=0.2); step() returns the dense reward (the RL
     # reward; sac.py sample_sac: "rewards are always dense"), the sparse one goes to the
     # context and the evaluation returns when sparse_rewards is set.
-    "sparse-point-robot": {"env.observe_goal": False, "env.goal_radius": 0.2},
+    "sparse-point-robot": {
+        "env.observe_goal": False,
+        "env.goal_radius": 0.2,
+        "env.goal_draw": "oyster",
+    },
     # half_cheetah_vel.py sample_tasks: np.random.uniform(0.0, 3.0) (its docstring says [0, 2]).
     "cheetah-vel": {"env.observe_task": False, "env.vel_high": 3.0},
     # half_cheetah_dir.py: directions [-1, 1], always both (n_tasks is ignored).

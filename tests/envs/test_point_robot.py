@@ -60,6 +60,43 @@ def test_set_task_changes_the_goal_at_once():
     np.testing.assert_allclose(obs["desired_goal"], dist.test_tasks()[1].array("goal"), atol=1e-6)
 
 
+def oyster_point_goals(n_tasks: int) -> np.ndarray:
+    """oyster PointEnv.__init__ (randomize_tasks), with its global RNG as a RandomState."""
+    rng = np.random.RandomState(1337)
+    return np.array([[rng.uniform(-1.0, 1.0), rng.uniform(-1.0, 1.0)] for _ in range(n_tasks)])
+
+
+def oyster_sparse_goals(n_tasks: int) -> np.ndarray:
+    """oyster SparsePointEnv.__init__: reseeds 1337, then shuffles the half-circle goals."""
+    rng = np.random.RandomState(1337)
+    angles = np.linspace(0, np.pi, num=n_tasks)
+    goals = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    rng.shuffle(goals)
+    return goals
+
+
+@pytest.mark.parametrize(
+    ("family", "oyster_goals", "first_test_goal"),
+    [
+        # The first test goal (index 80 of 100) printed by oyster's own env class at 44e20fd.
+        ("point-robot", oyster_point_goals, [0.79663784, -0.47519509]),
+        ("sparse-point-robot", oyster_sparse_goals, [-0.5, 0.8660254]),
+    ],
+)
+def test_oyster_goal_draw_gives_the_authors_train_and_test_goals(
+    family, oyster_goals, first_test_goal
+):
+    dist = make(family, goal_draw="oyster")
+    goals = oyster_goals(100)  # oyster: n_tasks 100, train = first 80, test = last 20
+    train = np.stack([t.array("goal") for t in dist.train_tasks()])
+    test = np.stack([t.array("goal") for t in dist.test_tasks()])
+    np.testing.assert_array_equal(train, goals[:80])
+    np.testing.assert_array_equal(test, goals[80:])
+    np.testing.assert_allclose(test[0], first_test_goal, atol=1e-8)
+    assert make(family, goal_draw="oyster", split_seed=5).test_tasks() == dist.test_tasks()
+    assert make(family).test_tasks() != dist.test_tasks()
+
+
 def test_sparse_point_robot_goals_lie_on_the_upper_half_circle():
     dist = make("sparse-point-robot")
     goals = np.stack([t.array("goal") for t in dist.train_tasks() + dist.test_tasks()])
