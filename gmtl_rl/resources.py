@@ -22,6 +22,14 @@ family, float32 throughout:
 - RL²: the trials of one PPO update (`trials_per_update` + the envs' trials in flight, each
   `episodes_per_trial x horizon` steps, stored as float64 and padded) and the GRU's
   activations over one minibatch of them;
+- VariBAD: its networks, the VAE's buffer of whole trials (`vae_buffer_trials`, or as many as
+  the run collects; x2 for the checkpoint's copy), the trials of one update, and one ELBO's
+  belief x step pairs through the reward decoder (`vae_batch_trials` x (L + 1) x L unless
+  subsampled);
+- MAML: the trials of one meta-update (stored as for RL², and the agent's own copy of the
+  blocks in flight) and the activations of the outer step over all of them, the inner steps'
+  graphs differentiated up to three times (x3); evaluation: every eval env's block of steps
+  kept for its inner step;
 - option-critic: tabular arrays options x states x actions (x3, float64) or the deep net;
 - SB3: its replay (`kwargs.buffer_size`, SB3's default 1e6) or rollout buffer
   (`kwargs.n_steps` x envs), networks from `kwargs.policy_kwargs.net_arch` (SB3's defaults
@@ -156,7 +164,8 @@ def estimate_memory(config: RunConfig, env: EnvSpec) -> list[Part]:
         "online": _option_critic,
         "sb3": _sb3,
     }
-    parts = by_family.get(family, _generic)(config, env)
+    by_agent = {"varibad": _varibad, "maml": _maml}  # on the trials loop, not sized like RL²
+    parts = by_agent.get(config.agent.name, by_family.get(family, _generic))(config, env)
     per_env = next(
         (b for prefix, b in ENV_BYTES.items() if config.env.name.startswith(prefix)),
         DEFAULT_ENV_BYTES,
@@ -277,6 +286,83 @@ def _rl2(config: RunConfig, env: EnvSpec) -> list[Part]:
             "agent.trials_per_update × agent.gru_hidden",
             "one PPO minibatch's activations",
             minibatch * steps * units * FLOAT * TENSORS_PER_UNIT,
+        ),
+    ]
+
+
+def _varibad(config: RunConfig, env: EnvSpec) -> list[Part]:
+    c: Any = config.agent
+    obs, act = _features(env.observation_space), _features(env.action_space)
+    a = 1 if isinstance(env.action_space, gym.spaces.Discrete) else act  # encoder's action
+    s, z, h = obs + 1, c.latent_dim, c.gru_hidden  # the state carries the done bit
+    embed = c.action_embedding + c.state_embedding + c.reward_embedding
+    encoder = 3 * (embed * h + h * h + 2 * h) + 2 * (h * z + z) + (a + s + 1) * embed
+    policy_in = (c.policy_state_embedding or s) + (c.policy_latent_embedding or 2 * z)
+    policy = 2 * _mlp_params(policy_in, c.policy_layers, act)
+    decoder_in = z + 2 * c.state_embedding + c.action_embedding
+    space = env.observation_space
+    grid = c.multihead_reward and isinstance(space, gym.spaces.Box)
+    cells = int(np.prod(space.high - space.low + 1)) if grid else 1  # one head per cell
+    decoder = _mlp_params(decoder_in, c.reward_decoder_layers, cells)
+    steps = c.episodes_per_trial * _horizon(config, env)
+    per_step = (2 * s + a + 2 + 2 * z) * FLOAT  # s, s', action, r, r normalised, belief
+    held = min(c.vae_buffer_trials, -(-config.total_steps // steps) + config.sampler.n_envs)
+    pairs = c.vae_batch_trials * (c.subsample_elbos or steps + 1) * (c.subsample_decodes or steps)
+    # Multi-head: one logit gathered per pair; otherwise every pair runs the decoder MLP.
+    width = 4 if c.multihead_reward else decoder_in + sum(c.reward_decoder_layers) + 2
+    return [
+        Part(
+            "agent.gru_hidden",
+            "encoder, decoders, policy and their Adam",
+            FLOAT * ADAM * (encoder + policy + decoder),
+            True,
+        ),
+        Part(
+            "agent.vae_buffer_trials",
+            "the VAE's buffer of past trials (and a checkpoint's copy)",
+            2 * held * steps * (2 * s + a + 1) * FLOAT,
+        ),
+        Part(
+            "agent.trials_per_update × agent.episodes_per_trial",
+            "the trials of one update and those in flight",
+            (c.trials_per_update + config.sampler.n_envs) * steps * per_step * 3,
+        ),
+        Part(
+            "agent.vae_batch_trials × agent.episodes_per_trial",
+            "one ELBO's belief × step pairs",
+            pairs * width * FLOAT * TENSORS_PER_UNIT,
+        ),
+    ]
+
+
+def _maml(config: RunConfig, env: EnvSpec) -> list[Part]:
+    c: Any = config.agent
+    obs, act = _features(env.observation_space), _features(env.action_space)
+    hidden = list(c.hidden)
+    horizon = _horizon(config, env)
+    per_step = (obs + 3 * act + 8) * 8 * 3  # float64 columns, held, stacked and padded
+    steps = c.trial_episodes() * horizon
+    trials = c.trials_per_update + config.sampler.n_envs  # one update's + the agent's own copy
+    units = obs + sum(hidden) + act
+    eval_steps = c.eval_episodes_per_step * horizon
+    policy = _mlp_params(obs, hidden, act) + act
+    return [
+        Part("agent.hidden", "the policy and Adam", FLOAT * ADAM * policy, True),
+        Part(
+            "agent.trials_per_update × agent.episodes_per_step",
+            "the trials of one meta-update",
+            trials * steps * per_step,
+        ),
+        Part(
+            "agent.trials_per_update × agent.episodes_per_step × agent.hidden",
+            "the outer step's activations through the inner steps",
+            c.trials_per_update * steps * units * FLOAT * TENSORS_PER_UNIT * 3,
+        ),
+        Part(
+            "eval.n_envs × agent.eval_episodes_per_step",
+            "the evaluation envs' blocks and inner steps",
+            config.eval.n_envs * eval_steps * (per_step + units * FLOAT * TENSORS_PER_UNIT),
+            True,
         ),
     ]
 

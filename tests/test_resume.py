@@ -29,6 +29,12 @@ AGENTS = {
     "mtsac_pcgrad": ["agent.name=mtsac_pcgrad", "env.observe_goal=false", "eval.split=train"],
     # Envs in worker processes: their states travel through the pipes into the checkpoint.
     "sac-subprocess": ["sampler.backend=subprocess"],
+    # MAML: per-env adapted parameters and the blocks they learn from, collection in rounds.
+    "maml": [
+        "agent={name: maml, hidden: [16], episodes_per_step: 2, trials_per_update: 2, "
+        "eval_inner_steps: 1, eval_episodes_per_step: 1}",
+        "env.observe_goal=false",
+    ],
 }
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from gmtl_rl.core.networks import flatten_obs
 from gmtl_rl.core.records import StepBatch
+from gmtl_rl.core.schedules import TaskSchedule
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,31 @@ class TrialBuffer:
         self.complete = [(int(e), int(a), int(b)) for e, a, b in np.asarray(state["complete"])]
 
 
+class RoundSchedule:
+    """Synchronous collection (MAML): at most `trials` trials in a round, their tasks drawn
+    by `tasks`; once they are handed out, envs that finish go idle. The loop starts the next
+    round (`RolloutSampler.restart`) after the update, so every trial of a meta-batch is
+    sampled by the same parameters and none straddles an update."""
+
+    def __init__(self, tasks: TaskSchedule, trials: int) -> None:
+        self.tasks = tasks
+        self.trials = trials
+        self.started = 0
+
+    def next_task(self, env_index: int) -> int | None:
+        if self.started >= self.trials:
+            return None
+        self.started += 1
+        return self.tasks.next_task(env_index)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"tasks": self.tasks.state_dict(), "started": self.started}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.tasks.load_state_dict(state["tasks"])
+        self.started = int(state["started"])
+
+
 def trial_gae(
     reward_BL: np.ndarray, value_BL: np.ndarray, mask_BL: np.ndarray, gamma: float, lam: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -186,4 +212,4 @@ def trial_gae(
     return adv.astype(np.float32), ((adv + v) * m).astype(np.float32)
 
 
-__all__ = ["ActRecord", "TrialBatch", "TrialBuffer", "trial_gae"]
+__all__ = ["ActRecord", "RoundSchedule", "TrialBatch", "TrialBuffer", "trial_gae"]

@@ -146,7 +146,8 @@ class MetaWorldMetaAgent:
     """`metaworld.evaluation.MetaLearningAgent` over our Policy.
 
     Our meta-learners adapt online, inside `Policy.observe` (PEARL re-infers its posterior,
-    RL² carries its hidden state), so `adapt()` has nothing to do, and a trial spans the
+    RL² carries its hidden state, MAML takes its inner step when a block of episodes ends), so
+    `adapt()` only calls a policy's own `adapt(mask)` where it has one, and a trial spans the
     adaptation and the evaluation episodes of one `init()`: Meta-World's per-episode
     `reset(mask)` calls are episode boundaries inside the trial, not new trials. Meta-World
     hands `step()` no successor observation and `evaluation()` hands the agent no rewards at
@@ -175,7 +176,12 @@ class MetaWorldMetaAgent:
         del timestep  # seen, with its successor, by ObservedVectorEnv
 
     def adapt(self) -> None:
-        pass  # adaptation happened online
+        """Online learners adapted in `observe` already; a learner with an `adapt(mask)` of
+        its own (MAML: the inner step on the adaptation episodes, if its block has not ended
+        by itself) takes it now."""
+        adapt = getattr(self.policy, "adapt", None)
+        if adapt is not None:
+            adapt(np.ones(self.num_envs, bool))
 
     def reset(self, env_mask: np.ndarray) -> None:
         del env_mask  # an episode boundary within the trial (see the class docstring)

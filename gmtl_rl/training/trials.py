@@ -8,6 +8,12 @@ complete (the meta-batch) the agent updates on them. Trials still in flight stay
 (with envs whose episodes end early, trials differ in length and do not end together) and are
 completed by the next iteration's steps.
 
+Agents whose config sets `synchronous_trials` (MAML: every trial of a meta-batch must be
+sampled by the parameters it updates) collect in rounds instead: a round hands out exactly
+`trials_per_update` trials (`core.trials.RoundSchedule`; envs that finish early idle), the
+update follows the round, and the next round restarts every env with a seed derived from the
+run seed and the round number (as PEARL's collections do), so no trial straddles an update.
+
 Logging, scheduled evaluation and checkpoints happen between updates; a signal stops after the
 current sampler step with a checkpoint that includes the buffer, so a resumed run continues
 the trials in flight exactly.
@@ -19,15 +25,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from gmtl_rl.core.policy import Agent
+from gmtl_rl.core.policy import Agent, Policy
 from gmtl_rl.core.records import UpdateResult
-from gmtl_rl.core.schedules import UniformTaskSchedule
-from gmtl_rl.core.trials import ActRecord, TrialBatch, TrialBuffer
+from gmtl_rl.core.schedules import TaskSchedule, UniformTaskSchedule
+from gmtl_rl.core.trials import ActRecord, RoundSchedule, TrialBatch, TrialBuffer
+from gmtl_rl.errors import ConfigError
 from gmtl_rl.training.base import EVAL_COLUMNS, STEP_COLUMNS, TrainingRun
 
 
 class TrialAgent(Agent, Protocol):
-    """An agent updated from whole trials (RL²); its config has `trials_per_update`."""
+    """An agent updated from whole trials (RL², MAML); its config has `trials_per_update` and
+    may set the class attribute `synchronous_trials` (collection in rounds)."""
 
     last_act: ActRecord | None  # what the last `act` drew, per env
 
@@ -40,9 +48,23 @@ class TrialRun(TrainingRun):
     def build(self) -> None:
         self.trial_length = self.config.agent.trial_episodes()
         train_tasks = self.distribution.train_tasks()
+        agent_config: Any = self.config.agent  # a trial learner's config: trials_per_update
+        self.synchronous = bool(getattr(agent_config, "synchronous_trials", False))
+        self.rounds = 0  # rounds finished (synchronous collection)
         if not self.for_evaluation:
             rng = np.random.default_rng(self.seeds.tasks)
-            schedule = UniformTaskSchedule(len(train_tasks), rng)
+            self.task_schedule = UniformTaskSchedule(len(train_tasks), rng)
+            schedule: TaskSchedule = self.task_schedule
+            if self.synchronous:
+                n_envs, trials = self.config.sampler.n_envs, agent_config.trials_per_update
+                if n_envs > trials:
+                    raise ConfigError(
+                        f"sampler.n_envs: {n_envs} envs for {trials} trials per round "
+                        f"(agent.trials_per_update): {agent_config.name} collects each "
+                        f"meta-batch in one round, so at most {trials} envs can run; set "
+                        f"sampler.n_envs <= {trials}"
+                    )
+                schedule = RoundSchedule(self.task_schedule, trials)
             self.make_sampler(train_tasks, schedule, episodes_per_trial=self.trial_length)
         self.agent: TrialAgent = self.build_agent(self.env_spec())
         self.buffer = TrialBuffer(self.config.sampler.n_envs, self.trial_length)
@@ -53,10 +75,31 @@ class TrialRun(TrainingRun):
         ]  # fmt: skip
 
     def loop_state(self) -> dict[str, Any]:
-        return {"buffer": self.buffer.state_dict()}  # trials in flight continue after a resume
+        state: dict[str, Any] = {"buffer": self.buffer.state_dict()}  # trials in flight go on
+        if self.synchronous:
+            state["rounds"] = self.rounds
+        return state
 
     def load_loop_state(self, state: dict[str, Any]) -> None:
         self.buffer.load_state_dict(state["buffer"])
+        if self.synchronous:
+            self.rounds = int(state["rounds"])
+
+    def next_round(self) -> None:
+        """Synchronous collection: every env starts a trial of the next round."""
+        assert self.sampler is not None
+        self.rounds += 1
+        seed = np.random.SeedSequence([self.seeds.envs, self.rounds]).generate_state(1)
+        schedule = RoundSchedule(self.task_schedule, self.agent.config.trials_per_update)
+        self.sampler.restart(schedule, int(seed[0]))
+
+    def eval_policy(self) -> Policy:
+        """The agent for Meta-World's protocol, in its evaluation mode where it has one
+        (MAML's evaluation inner steps)."""
+        enter = getattr(self.agent, "evaluation_mode", None)
+        if enter is not None:
+            enter()
+        return self.agent
 
     def run_loop(self) -> None:
         assert self.sampler is not None
@@ -70,6 +113,8 @@ class TrialRun(TrainingRun):
             self.advance()
             if len(self.buffer.complete) >= self.agent.config.trials_per_update:
                 self.record_update(self.agent.update(self.buffer.pop_trials()).metrics())
+                if self.synchronous:
+                    self.next_round()  # before `periodic`: a checkpoint holds the new round
                 self.periodic()
             self.stop_if_signalled()
 
