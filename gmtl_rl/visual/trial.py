@@ -15,30 +15,25 @@ the run's pieces without changing what happens:
   family's batched env gives the same transitions, which the batched-env tests hold) and
   tells which env the filmed task is set on.
 
-What an agent exposes is recorded too: option-critic's active option at every step; PEARL's
-posterior q(z | c) over the trial's own context after every episode (z has no decoder to the
-goal, so that is all it exposes about the task); a bandit baseline's posterior mean of each
-arm. RL²'s belief lives in its GRU state, which has no readout: nothing is recorded for it.
+What an agent exposes is recorded too (`visual.beliefs`): option-critic's active option at
+every step; PEARL's posterior q(z | c) after every episode; a bandit baseline's posterior mean
+of each arm; VariBAD's belief over goal cells at the trial's start and after every episode.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 
-from gmtl_rl.agents.bandit_baselines import BanditPolicy
-from gmtl_rl.agents.deep_option_critic import DeepOptionCritic
-from gmtl_rl.agents.option_critic import OptionCritic
-from gmtl_rl.agents.pearl import PEARL
 from gmtl_rl.core.policy import Policy
 from gmtl_rl.core.records import Obs, StepBatch, obs_copy, obs_index
 from gmtl_rl.envs.task import Task, TaskDistribution
 from gmtl_rl.evaluation.adaptation import run_adaptation
+from gmtl_rl.visual.beliefs import Belief, active_option, probe
 from gmtl_rl.visual.frames import FrameSource
 
 
@@ -62,29 +57,6 @@ class StepRecord:
     @property
     def done(self) -> bool:
         return self.terminated or self.truncated
-
-
-@dataclass(frozen=True)
-class LatentBelief:
-    """PEARL's posterior q(z | c) from the trial's context up to the end of episode k;
-    `z_source` says what episode k acted on (a prior draw while exploring, else a draw from
-    the posterior of the episodes before it)."""
-
-    episode: int
-    z_source: Literal["prior", "posterior"]
-    mean: np.ndarray  # [latent]
-    std: np.ndarray  # [latent]; zeros without the information bottleneck
-
-
-@dataclass(frozen=True)
-class ArmBelief:
-    """A bandit baseline's posterior mean reward of every arm after episode (pull) k."""
-
-    episode: int
-    mean: np.ndarray  # [arms]
-
-
-Belief = LatentBelief | ArmBelief
 
 
 @dataclass(frozen=True)
@@ -167,67 +139,6 @@ def _numeric(value: Any) -> bool:
     if isinstance(value, tuple):
         return all(_numeric(v) for v in value)
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-# -- what agents expose -------------------------------------------------------------------------
-def active_option(policy: Any, row: int = 0) -> int | None:
-    """The option in force in env `row`, for option-critic agents (after `act` chose it)."""
-    if isinstance(policy, OptionCritic | DeepOptionCritic) and len(policy.option) > row:
-        return int(policy.option[row])
-    return None
-
-
-class _PearlProbe:
-    """Rebuilds PEARL's trial context from the steps, as its `observe` does (same rows, same
-    context reward), and asks its encoder for the posterior at every episode end. Reads the
-    agent, changes nothing (no RNG is drawn)."""
-
-    def __init__(self, agent: PEARL) -> None:
-        self.agent = agent
-        self.rows: list[np.ndarray] = []
-
-    def z_source(self, episode: int) -> Literal["prior", "posterior"]:
-        explore = self.agent.config.eval_exploration_episodes
-        return "prior" if episode <= explore else "posterior"
-
-    def observe(self, step: StepBatch, row: int) -> None:
-        one = slice(row, row + 1)
-        reward = step.reward[one]
-        if self.agent.reward_to_context is not None:
-            reward = self.agent.reward_to_context(reward)
-        obs, next_obs = obs_index(step.obs, one), obs_index(step.next_obs, one)
-        self.rows.append(self.agent.context_rows(obs, step.action[one], reward, next_obs))
-
-    def episode_end(self, episode: int, row: int) -> Belief:
-        del row
-        context = torch.as_tensor(np.concatenate(self.rows), device=self.agent.device)[None]
-        with torch.inference_mode():
-            mu, var = self.agent.posterior(context)
-        return LatentBelief(
-            episode,
-            self.z_source(episode),
-            mu[0].cpu().numpy().astype(np.float64),
-            np.sqrt(var[0].cpu().numpy().astype(np.float64)),
-        )
-
-
-class _BanditProbe:
-    def __init__(self, agent: BanditPolicy) -> None:
-        self.agent = agent
-
-    def observe(self, step: StepBatch, row: int) -> None:
-        del step, row
-
-    def episode_end(self, episode: int, row: int) -> Belief:
-        return ArmBelief(episode, self.agent.posterior_mean_NK[row].astype(np.float64).copy())
-
-
-def _probe(policy: Any) -> _PearlProbe | _BanditProbe | None:
-    if isinstance(policy, PEARL):
-        return _PearlProbe(policy)
-    if isinstance(policy, BanditPolicy):
-        return _BanditProbe(policy)
-    return None
 
 
 # -- the stand-ins ------------------------------------------------------------------------------
@@ -313,7 +224,7 @@ class _Recorder:
     _source: FrameSource | None = None
 
     def __post_init__(self) -> None:
-        self.probe = _probe(self.policy)
+        self.probe = probe(self.policy)
 
     @property
     def row(self) -> int | None:
@@ -336,6 +247,8 @@ class _Recorder:
         if i is None or not bool(step.valid[i]):  # not filming yet; a NEXT_STEP dummy row
             return
         e = self._episode
+        if not self.steps:
+            self._note(self.probe.trial_start())  # the belief the trial starts from
         reward = float(step.reward[i])
         e.step += 1
         e.ret += reward  # as the sampler sums it: float32 reward into a float64 return
@@ -355,15 +268,17 @@ class _Recorder:
                 option=self._option,
             )
         )
-        if self.probe is not None:
-            self.probe.observe(step, i)
+        self.probe.observe(step, i)
         if bool(step.done[i]):
             self._frame()  # the final state, before the sampler resets the env
-            if self.probe is not None:
-                self.beliefs.append(self.probe.episode_end(e.k, i))
+            self._note(self.probe.episode_end(e.k, i))
             if e.k == self.episodes:
                 raise _TrialOver
             self._episode = _Episode(k=e.k + 1)
+
+    def _note(self, belief: Belief | None) -> None:
+        if belief is not None:
+            self.beliefs.append(belief)
 
     def _frame(self) -> None:
         if self.sink is None or self.frames is None or self.row is None:
@@ -371,7 +286,7 @@ class _Recorder:
         if self._source is None:
             self._source = self.frames(self.family.envs[self.row])
         e = self._episode
-        z_source = self.probe.z_source(e.k) if isinstance(self.probe, _PearlProbe) else None
+        z_source = self.probe.z_source(e.k)
         info = FrameInfo(e.k, self.episodes, e.step, e.ret, e.success, self._option, z_source)
         self.sink(self._source.render(), info)
         self.frame_count += 1

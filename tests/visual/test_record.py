@@ -1,5 +1,6 @@
 """`gmtl record`: a trial of a smoke run as a video (MuJoCo, Meta-World) or a picture (point
-robot, Four Rooms), the evaluator's own trial, and one-line usage errors."""
+robot, Four Rooms, gridworld), the evaluator's own trial, what agents expose (PEARL's posterior,
+VariBAD's belief over goal cells), and one-line usage errors."""
 
 from __future__ import annotations
 
@@ -13,18 +14,23 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from matplotlib.collections import LineCollection
 from PIL import Image, ImageSequence
 
+from gmtl_rl import checkpoint
+from gmtl_rl.agents.varibad import VariBAD, build_varibad
 from gmtl_rl.cli import main
+from gmtl_rl.core.records import EnvSpec
 from gmtl_rl.envs import make
 from gmtl_rl.errors import UsageError
 from gmtl_rl.runner import load_run_config
 from gmtl_rl.visual import offscreen  # MUJOCO_GL was chosen by tests/conftest.py
+from gmtl_rl.visual.beliefs import CellBelief, LatentBelief
 from gmtl_rl.visual.frames import EnvFrames, frame_source
 from gmtl_rl.visual.pictures import trial_figure
 from gmtl_rl.visual.record import RecordRequest, parse_size, record
-from gmtl_rl.visual.trial import LatentBelief, task_text
+from gmtl_rl.visual.trial import TrialRecording, task_text
 from gmtl_rl.visual.video import GifWriter, Mp4Writer, label_frame, option_hex
 
 SMOKE = Path(__file__).parents[2] / "configs" / "smoke"
@@ -55,6 +61,11 @@ def metaworld(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def four_rooms(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _train(tmp_path_factory, "option_critic_four_rooms")
+
+
+@pytest.fixture(scope="module")
+def varibad_grid(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _train(tmp_path_factory, "varibad_gridworld")
 
 
 @pytest.fixture
@@ -141,6 +152,48 @@ def test_pearl_trial_records_its_posterior_after_every_episode(point_robot, tmp_
     assert [b.z_source for b in beliefs] == ["prior"] + ["posterior"] * (len(beliefs) - 1)
 
 
+def _varibad_agent(run: Path) -> VariBAD:
+    config = load_run_config(run)
+    env = config.env.build().make_env()
+    agent = build_varibad(config.agent, EnvSpec(env.observation_space, env.action_space, 1))
+    agent.load_state_dict(checkpoint.load_latest(run / "checkpoints").agent["agent"])
+    return agent
+
+
+def _decoded_goal_cells(agent: VariBAD, recording: TrialRecording, k: int) -> np.ndarray:
+    """By hand: the encoder over the trial's transitions up to the end of episode k (s' with the
+    done bit, the action index, r), then p(r = 1 | m = μ, cell) over the cells, normalised."""
+    steps = [s for s in recording.steps if s.episode <= k]
+    next_state = torch.tensor([[*s.next_obs, float(s.done)] for s in steps], dtype=torch.float32)
+    action = torch.tensor([[float(np.asarray(s.action).reshape(-1)[0])] for s in steps])
+    reward = torch.tensor([s.reward for s in steps], dtype=torch.float32)
+    with torch.no_grad():
+        hidden = agent.encoder.sequence(action[None], next_state[None], reward[None])[0, -1]
+        assert agent.reward_decoder is not None
+        p = torch.sigmoid(agent.reward_decoder.net(agent.encoder.heads(hidden)[0]).double())
+    return (p / p.sum()).numpy()
+
+
+def test_varibad_trial_records_its_belief_over_goal_cells(varibad_grid, tmp_path):
+    outcome = record(RecordRequest(varibad_grid, tmp_path / "trial.png"))
+    recording, size = outcome.recording, load_run_config(varibad_grid).env.build().options.size
+    beliefs = recording.beliefs
+    # The prior (k = 0), then one belief after every episode: distributions over the cells.
+    assert [b.episode for b in beliefs] == list(range(recording.episodes + 1))
+    for b in beliefs:
+        assert isinstance(b, CellBelief) and b.p.shape == (size, size)
+        assert (b.p >= 0).all() and b.p.sum() == pytest.approx(1.0, abs=1e-9)
+    # Each is the reward decoder at the belief's mean after the trial's transitions so far.
+    agent = _varibad_agent(varibad_grid)
+    for b in beliefs[1:]:
+        expected = _decoded_goal_cells(agent, recording, b.episode).reshape(size, size)
+        np.testing.assert_allclose(b.p, expected, rtol=1e-5, atol=1e-9)
+    # Reading the belief draws nothing: the trial is still the evaluator's.
+    with open(varibad_grid / "eval" / "adaptation.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["repeat"] == "0" and r["task_index"] == "0"]
+    np.testing.assert_allclose(outcome.returns, [float(r["return"]) for r in rows], atol=1e-9)
+
+
 # -- pictures -----------------------------------------------------------------------------------
 def test_point_robot_picture_draws_each_episode_path_and_the_goal(point_robot, tmp_path):
     out = tmp_path / "trial.png"
@@ -178,6 +231,29 @@ def test_option_critic_picture_colours_each_step_by_its_option(four_rooms, tmp_p
                  for c in segments.get_colors()]  # fmt: skip
         assert drawn == expected
     assert any("learning frozen" in n for n in outcome.notes)
+
+
+def test_gridworld_picture_draws_each_episode_over_varibads_belief(varibad_grid, tmp_path):
+    out = tmp_path / "grid.png"
+    recording = record(RecordRequest(varibad_grid, out)).recording
+    picture = np.asarray(Image.open(out).convert("RGB"))
+    assert picture.shape[1] > 1000 and picture.std() > 20
+    fig = trial_figure(recording, load_run_config(varibad_grid).env.build(), "title")
+    # One heat map per belief: the prior's panel, then one panel per episode; a colour bar.
+    maps = [ax for ax in fig.axes if ax.images]
+    assert len(maps) == recording.episodes + 1 == len(fig.axes) - 1
+    assert "prior" in maps[0].get_title()
+    for ax, belief in zip(maps, recording.beliefs, strict=True):
+        assert isinstance(belief, CellBelief)
+        np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()), belief.p.T)
+        goal = [c for c in ax.collections if c.get_label().startswith("goal")]
+        np.testing.assert_allclose(goal[0].get_offsets()[0], recording.task["goal"])
+    for k, ax in enumerate(maps[1:], start=1):
+        (path,) = [line for line in ax.lines if line.get_label() == f"k={k}"]
+        steps = recording.episode(k)
+        cells = np.array([steps[0].obs, *[s.next_obs for s in steps]])
+        np.testing.assert_array_equal(np.asarray(path.get_xydata()), cells)
+        assert ax.get_title().startswith(f"k={k}: return")
 
 
 # -- usage errors: one line, exit status 2, nothing written --------------------------------------
