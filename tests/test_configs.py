@@ -13,7 +13,10 @@ from gmtl_rl.config import load_config
 CONFIGS = Path(__file__).parents[1] / "configs"
 ALL = sorted(CONFIGS.rglob("*.yaml"))
 SMOKE = sorted((CONFIGS / "smoke").glob("*.yaml"))
-SLOW_SMOKE = {"mtsac_mt50.yaml", "pearl_ml45.yaml", "rl2_ml45.yaml"}  # MT50, ML45: 20-34 s builds
+SLOW_SMOKE = {  # MT50, ML45: 20-34 s builds
+    "mtsac_mt50.yaml", "pearl_ml45.yaml", "rl2_ml45.yaml",
+    "softmod_mt50.yaml", "care_mt50.yaml", "moore_mt50.yaml", "paco_mt50.yaml",
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: str(p.relative_to(CONFIGS)))

@@ -29,6 +29,29 @@ AGENTS = {
     "mtsac_pcgrad": ["agent.name=mtsac_pcgrad", "env.observe_goal=false", "eval.split=train"],
     # Envs in worker processes: their states travel through the pipes into the checkpoint.
     "sac-subprocess": ["sampler.backend=subprocess"],
+    # Multi-task architectures on MT-SAC (issue 19).
+    "mtsac_softmod": [
+        "agent.name=mtsac_softmod",
+        "agent.soft_modules.module_width=32",
+        "agent.soft_modules.routing_width=32",
+        "env.observe_goal=false",
+        "eval.split=train",
+    ],
+    "mtsac_care": [
+        "agent.name=mtsac_care",
+        "agent.care.context=learned",
+        "env.observe_goal=false",
+        "eval.split=train",
+    ],
+    "mtsac_moore": ["agent.name=mtsac_moore", "env.observe_goal=false", "eval.split=train"],
+    # Extreme-task mask-out and w-reset firing often: their random stream resumes too.
+    "mtsac_paco": [
+        "agent.name=mtsac_paco",
+        "agent.paco.extreme_task_loss=0.5",
+        "agent.paco.reset_extreme_tasks=interpolate",
+        "env.observe_goal=false",
+        "eval.split=train",
+    ],
     # MAML: per-env adapted parameters and the blocks they learn from, collection in rounds.
     "maml": [
         "agent={name: maml, hidden: [16], episodes_per_step: 2, trials_per_update: 2, "

@@ -2,7 +2,9 @@
 
 Twin critics with target networks, a tanh-Gaussian actor, and an automatically tuned entropy
 temperature. The pieces are separate so MT-SAC (per-task temperature, task-balanced batches),
-SAC+HER (a replay strategy) and PEARL (SAC on [obs, z]) reuse them.
+SAC+HER (a replay strategy) and PEARL (SAC on [obs, z]) reuse them. `agent.architecture`
+swaps the MLPs for a multi-task network (Soft Modularization, CARE, MOORE, PaCo;
+gmtl_rl/core/mt_architectures.py, docs/multitask_architectures.md) on the same update.
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from torch import nn
 
 from gmtl_rl.agents.registry import AgentConfig, AgentSpec, register_agent
+from gmtl_rl.core import mt_architectures as mta
 from gmtl_rl.core.gradient_surgery import GradientSurgery, PCGrad
+from gmtl_rl.core.mt_architectures import (
+    Architecture,
+    CAREOptions,
+    MOOREOptions,
+    PaCoOptions,
+    SoftModulesOptions,
+)
 from gmtl_rl.core.networks import (
     TanhGaussianActor,
     TaskEncoder,
@@ -85,11 +95,27 @@ class SACConfig(AgentConfig):
     gradient_surgery: GradientSurgery = Field(
         "none", description="how per-task actor and critic gradients combine: none, pcgrad"
     )
+    architecture: Architecture = Field(
+        "mlp", description="actor and critic networks: mlp, soft_modules, care, moore, paco"
+    )
+    soft_modules: SoftModulesOptions = Field(SoftModulesOptions(), description="soft_modules")
+    care: CAREOptions = Field(CAREOptions(), description="architecture care")
+    moore: MOOREOptions = Field(MOOREOptions(), description="architecture moore")
+    paco: PaCoOptions = Field(PaCoOptions(), description="architecture paco")
+    temperature_reweight: bool = Field(
+        False, description="weigh each row's losses by T·softmax(-log α)[task] (Soft-Module)"
+    )
+    max_grad_norm: float | None = Field(
+        None, gt=0, description="clip actor and critic gradients to this global norm"
+    )
+    alpha_lr: float | None = Field(None, gt=0, description="temperature learning rate (None: lr)")
+    adam_eps: float = Field(1e-8, gt=0, description="Adam's epsilon")
+    log_std_min: float = Field(-20.0, ge=-20.0, lt=2.0, description="lower clamp of log σ")
 
     @property
     def conditions_on_task(self) -> bool:
         """True when actions depend on the task class id (so every class must be known)."""
-        return self.task_encoding != "none" or self.multi_head
+        return self.task_encoding != "none" or self.multi_head or self.architecture != "mlp"
 
 
 class HERSACConfig(SACConfig):
@@ -132,6 +158,52 @@ class MTSACPCGradConfig(MTSACConfig):
     gradient_surgery: GradientSurgery = Field("pcgrad", description="none, pcgrad")
 
 
+class _MetaWorldPlusMTSACConfig(MTSACConfig):
+    """MT-SAC as Meta-World+ runs its architectures (metaworld-algorithms rl/algorithms/mtsac.py,
+    config/optim.py): the network reads the task class itself, actor and critic gradients are
+    clipped to global norm 1, Adam's ε is 1e-5."""
+
+    task_encoding: TaskEncoding = Field("none", description="the network reads the class")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="Meta-World+ max_grad_norm")
+    adam_eps: float = Field(1e-5, gt=0, description="Meta-World+ Adam epsilon")
+
+
+class MTSACSoftModulesConfig(_MetaWorldPlusMTSACConfig):
+    """Soft Modularization (Yang et al. 2020) with its temperature loss re-weighting; MT10
+    sizes: encoder f 2×400, 2 layers of 2 modules of 256, routing width 256."""
+
+    name: Literal["mtsac_softmod"] = "mtsac_softmod"  # type: ignore[assignment]
+    hidden: list[PositiveInt] = Field([400, 400], min_length=1, description="encoder f")
+    architecture: Architecture = Field("soft_modules", description="network")
+    temperature_reweight: bool = Field(True, description="Soft-Module's temp_reweight")
+
+
+class MTSACCAREConfig(_MetaWorldPlusMTSACConfig):
+    """CARE (Sodhani et al. 2021): attention over 6 encoders from the task's metadata (the
+    authors' RoBERTa embeddings of Meta-World's task descriptions), torso 3×400."""
+
+    name: Literal["mtsac_care"] = "mtsac_care"  # type: ignore[assignment]
+    architecture: Architecture = Field("care", description="network")
+
+
+class MTSACMOOREConfig(_MetaWorldPlusMTSACConfig):
+    """MOORE (Hendawy et al. 2024): 4 orthogonal 3×400 experts, per-task heads; temperature
+    lr 1e-4 and log σ ≥ -10 as the authors and Meta-World+ run it."""
+
+    name: Literal["mtsac_moore"] = "mtsac_moore"  # type: ignore[assignment]
+    architecture: Architecture = Field("moore", description="network")
+    alpha_lr: float | None = Field(1e-4, gt=0, description="MOORE's lr_alpha")
+    log_std_min: float = Field(-10.0, ge=-20.0, lt=2.0, description="MOORE's log_std_min")
+
+
+class MTSACPaCoConfig(_MetaWorldPlusMTSACConfig):
+    """PaCo (Sun et al. 2022): 5 parameter sets of a 3×400 network composed per task, as
+    Meta-World+ runs it (the authors' mask-out / w-reset: agent.paco.extreme_task_loss)."""
+
+    name: Literal["mtsac_paco"] = "mtsac_paco"  # type: ignore[assignment]
+    architecture: Architecture = Field("paco", description="network")
+
+
 @dataclass(frozen=True)
 class SACUpdate(UpdateResult):
     """Diagnostics of one gradient step."""
@@ -165,7 +237,16 @@ class EntropyTemperature(nn.Module):
             return self.log_alpha.exp()
         return self.log_alpha[task_B].exp()
 
-    def loss(self, task_B: torch.Tensor, log_prob_B: torch.Tensor, target: float) -> torch.Tensor:
+    def loss(
+        self,
+        task_B: torch.Tensor,
+        log_prob_B: torch.Tensor,
+        target: float,
+        mask_B: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if mask_B is not None:  # rows masked out of this update (PaCo's extreme tasks)
+            log_alpha = self.log_alpha if self.log_alpha.numel() == 1 else self.log_alpha[task_B]
+            return -(log_alpha * (log_prob_B.detach() + target) * mask_B).mean()
         if self.log_alpha.numel() == 1:  # same value and gradient, no gather/scatter
             return -(self.log_alpha * (log_prob_B.detach().mean() + target)).sum()
         return -(self.log_alpha[task_B] * (log_prob_B.detach() + target)).mean()
@@ -192,13 +273,8 @@ class SAC(StatelessPolicy):
         c = config
         n_classes = env.num_task_classes
 
-        def encoder() -> TaskEncoder:
-            return TaskEncoder(n_classes, c.task_encoding, c.task_embedding_dim)
-
-        heads = n_classes if c.multi_head else 1
-        self.actor = TanhGaussianActor(obs_dim, act_dim, c.hidden, encoder(), heads)
-        self.critic = TwinQ(obs_dim, act_dim, c.hidden, encoder(), heads)
-        self.critic_target = TwinQ(obs_dim, act_dim, c.hidden, encoder(), heads)
+        mta.check(c, n_classes)
+        self.actor, self.critic, self.critic_target = self._networks(env, obs_dim, act_dim)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)
         self.temperature = EntropyTemperature(c.init_alpha, n_classes if c.per_task_alpha else 1)
@@ -206,15 +282,42 @@ class SAC(StatelessPolicy):
             module.to(self.device)
         # Fused Adam: one kernel per step instead of ~10 ops per parameter tensor (CPU and CUDA).
         fused = True if self.device.type in ("cpu", "cuda") else None
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.lr, fused=fused)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.lr, fused=fused)
-        self.alpha_opt = torch.optim.Adam(self.temperature.parameters(), lr=c.lr, fused=fused)
+        eps = c.adam_eps
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.lr, eps=eps, fused=fused)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.lr, eps=eps, fused=fused)
+        alpha_lr = c.lr if c.alpha_lr is None else c.alpha_lr
+        self.alpha_opt = torch.optim.Adam(
+            self.temperature.parameters(), lr=alpha_lr, eps=eps, fused=fused
+        )
         self.target_entropy = -float(act_dim) if c.target_entropy == "auto" else c.target_entropy
         self._critic_params: list[torch.Tensor] = list(self.critic.parameters())
         self._target_params: list[torch.Tensor] = list(self.critic_target.parameters())
         self._actor_params: list[torch.Tensor] = list(self.actor.parameters())
         self.surgery = self._gradient_surgery(n_classes, seed)
+        self.extreme = mta.ExtremeTasks.of(c, n_classes, seed)  # PaCo's mask-out and w-reset
         self.updates = 0
+
+    def _networks(
+        self, env: EnvSpec, obs_dim: int, act_dim: int
+    ) -> tuple[TanhGaussianActor, TwinQ, TwinQ]:
+        """Actor, critic and target critic: MLPs (SAC, MT-SAC, multi-head) or a multi-task
+        architecture (gmtl_rl.core.mt_architectures)."""
+        c, n_classes = self.config, env.num_task_classes
+        if c.architecture != "mlp":
+            return mta.build_networks(c, env, obs_dim, act_dim)
+
+        def encoder() -> TaskEncoder:
+            return TaskEncoder(n_classes, c.task_encoding, c.task_embedding_dim)
+
+        heads = n_classes if c.multi_head else 1
+        if c.log_std_min == -20.0:
+            actor = TanhGaussianActor(obs_dim, act_dim, c.hidden, encoder(), heads)
+        else:
+            actor = mta.BoundedTanhGaussianActor(
+                obs_dim, act_dim, c.hidden, encoder(), heads, log_std_min=c.log_std_min
+            )
+        critic = TwinQ(obs_dim, act_dim, c.hidden, encoder(), heads)
+        return actor, critic, TwinQ(obs_dim, act_dim, c.hidden, encoder(), heads)
 
     def _gradient_surgery(self, n_classes: int, seed: int) -> PCGrad | None:
         if self.config.gradient_surgery == "none":
@@ -270,33 +373,39 @@ class SAC(StatelessPolicy):
             next_q = self.critic_target(next_obs, next_action, task).min(dim=0).values
             target = reward + c.gamma * not_done * (next_q - alpha * next_log_prob)
         q = self.critic(obs, action, task)  # [2, B]
-        critic_loss = 0.5 * (q - target).pow(2).mean(dim=1).sum()
+        sq = (q - target).pow(2)
+        # Row weights of critic and actor losses, and PaCo's mask for the temperature loss:
+        # both None for SAC and MT-SAC, whose update is then exactly as it was.
+        weight, mask = mta.row_weights(c, self.temperature.log_alpha, self.extreme, sq, task)
+        critic_loss = 0.5 * (sq if weight is None else sq * weight).mean(dim=1).sum()
         critic_conflicts = actor_conflicts = 0.0  # PCGrad's diagnostics
         self.critic_opt.zero_grad(set_to_none=True)
         if self.surgery is None:
             critic_loss.backward()
         else:  # the same loss, row by row: each task's rows give its gradient (PCGrad)
             critic_conflicts = self.surgery.backward(
-                0.5 * (q - target).pow(2).sum(dim=0), self._critic_params, task
+                0.5 * (sq if weight is None else sq * weight).sum(dim=0), self._critic_params, task
             )
+        self._clip(self._critic_params)
         self.critic_opt.step()
 
         # Actor (SAC eq. 7): critics are frozen for this pass, so no critic gradients are built.
         self.critic.requires_grad_(False)
         new_action, log_prob = self.actor.sample(obs, task)
         q_pi = self.critic(obs, new_action, task).min(dim=0).values
-        actor_loss = (alpha * log_prob - q_pi).mean()
+        actor_rows = (
+            alpha * log_prob - q_pi if weight is None else weight * (alpha * log_prob - q_pi)
+        )
+        actor_loss = actor_rows.mean()
         # Temperature (SAC eq. 18). Its loss sees log π detached and the actor loss sees α
         # detached, so one backward pass gives both gradients exactly.
-        alpha_loss = self.temperature.loss(task, log_prob, self.target_entropy)
+        alpha_loss = self.temperature.loss(task, log_prob, self.target_entropy, mask)
         self.actor_opt.zero_grad(set_to_none=True)
         self.alpha_opt.zero_grad(set_to_none=True)
         if self.surgery is None:
             (actor_loss + alpha_loss if c.learn_alpha else actor_loss).backward()
         else:
-            actor_conflicts = self.surgery.backward(
-                alpha * log_prob - q_pi, self._actor_params, task
-            )
+            actor_conflicts = self.surgery.backward(actor_rows, self._actor_params, task)
             # No surgery on the temperature: one log α per task gets gradient from its own
             # rows only, so task gradients never conflict and PCGrad would return them as they
             # are; a shared α steps as in SAC (projecting one scalar would zero it whenever
@@ -305,11 +414,14 @@ class SAC(StatelessPolicy):
                 alpha_loss.backward()
         if c.learn_alpha:
             self.alpha_opt.step()
+        self._clip(self._actor_params)
         self.actor_opt.step()
         self.critic.requires_grad_(True)
 
         with torch.no_grad():
             torch._foreach_lerp_(self._target_params, self._critic_params, c.tau)
+        if self.extreme is not None:  # PaCo: after the update, as the authors' after_update
+            self.extreme.reset(mta.paco_nets(self.actor, self.critic, self.critic_target))
         self.updates += 1
         result = SACUpdate(
             critic_loss=float(critic_loss.detach()),
@@ -324,6 +436,10 @@ class SAC(StatelessPolicy):
         return PCGradSACUpdate(
             **result.metrics(), critic_conflicts=critic_conflicts, actor_conflicts=actor_conflicts
         )
+
+    def _clip(self, params: list[torch.Tensor]) -> None:
+        if self.config.max_grad_norm is not None:  # Meta-World+: optax.clip_by_global_norm
+            torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
 
     def metric_names(self) -> list[str]:
         return (SACUpdate if self.surgery is None else PCGradSACUpdate).names()
@@ -345,6 +461,7 @@ class SAC(StatelessPolicy):
             "alpha_opt": self.alpha_opt.state_dict(),
             "updates": self.updates,
             **({} if self.surgery is None else {"gradient_surgery": self.surgery.state_dict()}),
+            **({} if self.extreme is None else {"paco_extreme_tasks": self.extreme.state_dict()}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -361,6 +478,8 @@ class SAC(StatelessPolicy):
         self.updates = int(state["updates"])
         if self.surgery is not None:  # the order stream: resume draws the orders it would have
             self.surgery.load_state_dict(state["gradient_surgery"])
+        if self.extreme is not None:
+            self.extreme.load_state_dict(state["paco_extreme_tasks"])
 
 
 def build_sac(config: SACConfig, env: EnvSpec, seed: int = 0, device: str = "cpu") -> SAC:
@@ -374,6 +493,10 @@ for _name, _config, _description in (
     ("mtsac", MTSACConfig, "multi-task SAC: one-hot task class, per-class temperature"),
     ("mhsac", MHSACConfig, "multi-head multi-task SAC: MT-SAC with one head per task class"),
     ("mtsac_pcgrad", MTSACPCGradConfig, "MT-SAC + PCGrad: conflicting task gradients projected"),
+    ("mtsac_softmod", MTSACSoftModulesConfig, "MT-SAC on Soft Modularization: routed modules"),
+    ("mtsac_care", MTSACCAREConfig, "MT-SAC on CARE: metadata-attended mixture of encoders"),
+    ("mtsac_moore", MTSACMOOREConfig, "MT-SAC on MOORE: orthogonal experts, per-task heads"),
+    ("mtsac_paco", MTSACPaCoConfig, "MT-SAC on PaCo: per-task compositions of parameter sets"),
     ("sac_her", HERSACConfig, "SAC + hindsight experience replay for goal envs (Fetch, mazes)"),
 ):
     register_agent(AgentSpec(_name, _description, "off_policy", _config, build_sac))
