@@ -43,13 +43,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-import gymnasium as gym
 import numpy as np
 import torch
 from pydantic import Field, PositiveFloat, PositiveInt
 
 from gmtl_rl.agents.registry import AgentConfig, AgentSpec, register_agent
-from gmtl_rl.core.networks import flat_dim, flatten_obs
+from gmtl_rl.core.networks import action_layout, flat_dim, flatten_obs
 from gmtl_rl.core.policy import state_restored
 from gmtl_rl.core.records import EnvSpec, Obs, StepBatch, UpdateResult
 from gmtl_rl.core.trials import ActRecord, TrialBatch
@@ -60,7 +59,6 @@ from gmtl_rl.core.trpo import (
     pad_block,
     trpo_step,
 )
-from gmtl_rl.errors import ConfigError
 from gmtl_rl.evaluation.adaptation import AdaptationRow
 
 
@@ -179,17 +177,8 @@ class MAML:
 
     def __init__(self, config: MAMLConfig, env: EnvSpec, seed: int = 0) -> None:
         self.config = c = config
-        space = env.action_space
-        if not (
-            isinstance(space, gym.spaces.Box)
-            and len(space.shape) == 1
-            and np.isfinite(space.low).all()
-            and np.isfinite(space.high).all()
-        ):
-            raise ConfigError(f"agent.name: maml needs bounded 1-d Box actions, not {space}")
-        self.act_dim = int(space.shape[0])
-        self.center = ((space.high + space.low) / 2).astype(np.float32)
-        self.half = ((space.high - space.low) / 2).astype(np.float32)
+        actions = action_layout(env.action_space, "maml", discrete_ok=False)
+        self.act_dim, self.center, self.half = actions.dim, actions.center, actions.half
         self.obs_dim = flat_dim(env.observation_space)
         self.min_log_std = math.log(c.min_std)
         self.theta = init_policy(self.obs_dim, c.hidden, self.act_dim, c.init_std)

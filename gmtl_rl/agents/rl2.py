@@ -27,7 +27,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import gymnasium as gym
 import numpy as np
 import torch
 from pydantic import Field, PositiveInt
@@ -35,11 +34,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from gmtl_rl.agents.registry import AgentConfig, AgentSpec, register_agent
-from gmtl_rl.core.networks import flat_dim, flatten_obs, mlp
+from gmtl_rl.core.networks import action_layout, flat_dim, flatten_obs, mlp
 from gmtl_rl.core.policy import state_restored
 from gmtl_rl.core.records import EnvSpec, Obs, StepBatch, UpdateResult
 from gmtl_rl.core.trials import ActRecord, TrialBatch, trial_gae
-from gmtl_rl.errors import ConfigError
 
 
 class RL2Config(AgentConfig):
@@ -102,22 +100,9 @@ class RL2:
 
     def __init__(self, config: RL2Config, env: EnvSpec, seed: int = 0) -> None:
         self.config = config
-        space = env.action_space
-        if isinstance(space, gym.spaces.Discrete):
-            self.discrete, self.act_dim = True, int(space.n)
-        elif (
-            isinstance(space, gym.spaces.Box)
-            and len(space.shape) == 1
-            and np.isfinite(space.low).all()
-            and np.isfinite(space.high).all()
-        ):
-            self.discrete, self.act_dim = False, int(space.shape[0])
-            self.center = ((space.high + space.low) / 2).astype(np.float32)
-            self.half = ((space.high - space.low) / 2).astype(np.float32)
-        else:
-            raise ConfigError(
-                f"agent.name: rl2 needs Discrete or bounded 1-d Box actions, not {space}"
-            )
+        actions = action_layout(env.action_space, "rl2")
+        self.discrete, self.act_dim = actions.discrete, actions.dim
+        self.center, self.half = actions.center, actions.half
         self.obs_dim = flat_dim(env.observation_space)
         # Input (Duan et al. 2016, §2.2): [s_t, a_{t-1} (one-hot if discrete), r_{t-1}, d_{t-1}].
         self.in_dim = self.obs_dim + self.act_dim + 2

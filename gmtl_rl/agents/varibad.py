@@ -27,7 +27,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import gymnasium as gym
 import numpy as np
 import torch
 from pydantic import Field, PositiveInt, model_validator
@@ -43,7 +42,7 @@ from gmtl_rl.core.belief_policy import (
     varibad_gae,
 )
 from gmtl_rl.core.belief_vae import BeliefVAE, CellGrid
-from gmtl_rl.core.networks import flat_dim, flatten_obs
+from gmtl_rl.core.networks import action_layout, flat_dim, flatten_obs
 from gmtl_rl.core.normalization import ReturnNormalizer
 from gmtl_rl.core.records import EnvSpec, Obs, StepBatch, UpdateResult
 from gmtl_rl.core.trial_store import RunningTrials, TrialStore, pad_trials
@@ -173,22 +172,10 @@ class VariBAD:
 
     def __init__(self, config: VariBADConfig, env: EnvSpec, seed: int = 0) -> None:
         c = self.config = config
-        space = env.action_space
-        if isinstance(space, gym.spaces.Discrete):
-            self.discrete, self.act_dim, self.enc_action_dim = True, int(space.n), 1
-        elif (
-            isinstance(space, gym.spaces.Box)
-            and len(space.shape) == 1
-            and np.isfinite(np.concatenate([space.low, space.high])).all()
-        ):
-            self.discrete, self.act_dim = False, int(space.shape[0])
-            self.enc_action_dim = self.act_dim
-            self.center = ((space.high + space.low) / 2).astype(np.float32)
-            self.half = ((space.high - space.low) / 2).astype(np.float32)
-        else:
-            raise ConfigError(
-                f"agent.name: varibad needs Discrete or bounded 1-d Box actions, not {space}"
-            )
+        actions = action_layout(env.action_space, "varibad")
+        self.discrete, self.act_dim = actions.discrete, actions.dim
+        self.center, self.half = actions.center, actions.half
+        self.enc_action_dim = 1 if self.discrete else self.act_dim  # the encoder's action input
         self.obs_dim = flat_dim(env.observation_space)
         self.done_bit = c.done_bit if c.done_bit is not None else c.episodes_per_trial > 1
         self.state_dim = self.obs_dim + int(self.done_bit)

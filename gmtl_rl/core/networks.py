@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -17,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from gmtl_rl.core.records import Obs
+from gmtl_rl.errors import ConfigError
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # the usual SAC clamp (Haarnoja et al. 2018 code)
 
@@ -66,6 +68,36 @@ def task_class_tensor(
                 "split"
             )
     return torch.as_tensor(np.asarray(task_class, np.int64), device=device)
+
+
+@dataclass(frozen=True)
+class ActionLayout:
+    """How a policy's outputs map to an action space: a categorical over `dim` actions, or a
+    Box in [-1, 1]^dim rescaled by `center + half * a` (RL², VariBAD, MAML)."""
+
+    discrete: bool
+    dim: int
+    center: np.ndarray
+    half: np.ndarray
+
+
+def action_layout(space: gym.Space[Any], agent: str, discrete_ok: bool = True) -> ActionLayout:
+    """The layout of a Discrete or bounded 1-d Box action space; anything else is a one-line
+    config error naming the agent."""
+    if discrete_ok and isinstance(space, gym.spaces.Discrete):
+        empty = np.zeros(0, np.float32)
+        return ActionLayout(True, int(space.n), empty, empty)
+    if (
+        isinstance(space, gym.spaces.Box)
+        and len(space.shape) == 1
+        and np.isfinite(space.low).all()
+        and np.isfinite(space.high).all()
+    ):
+        center = ((space.high + space.low) / 2).astype(np.float32)
+        half = ((space.high - space.low) / 2).astype(np.float32)
+        return ActionLayout(False, int(space.shape[0]), center, half)
+    kinds = "Discrete or bounded 1-d Box" if discrete_ok else "bounded 1-d Box"
+    raise ConfigError(f"agent.name: {agent} needs {kinds} actions, not {space}")
 
 
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
