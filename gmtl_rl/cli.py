@@ -1,4 +1,4 @@
-"""`gmtl train | resume | eval | plot | record | sweep | envs | agents | check-env`.
+"""`gmtl train | resume | eval | plot | continual | record | sweep | envs | agents | check-env`.
 
 User mistakes print one line and exit with status 2; an interrupted run exits 128 + signal.
 """
@@ -78,6 +78,23 @@ def _parser() -> argparse.ArgumentParser:
             help=f"bound of the adaptation curves: runs of {what}, pooled over seeds and "
             "episodes into one dashed reference line with its interval band",
         )  # fmt: skip
+
+    cl = sub.add_parser(
+        "continual",
+        help="Continual World's metrics (performance, forgetting, forward transfer) of "
+        "continual runs, grouped by method, with the success plot of every element",
+    )
+    cl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="runs of one sequence")
+    cl.add_argument(
+        "--reference", nargs="+", action="extend", default=[], metavar="RUN_DIR",
+        help="single-element runs (e.g. configs/continual/cw_single.yaml), matched to the "
+        "sequence's elements by name: the baseline of forward transfer (absent without them)",
+    )  # fmt: skip
+    cl.add_argument(
+        "--out", metavar="DIR",
+        help="where continual_metrics.csv/.json and continual.png go (default: beside the "
+        "runs' folder, runs/EXP-continual for runs under runs/EXP)",
+    )  # fmt: skip
 
     rc = sub.add_parser(
         "record", help="a trial of a run's latest checkpoint as a video (.mp4, .gif) or picture"
@@ -320,6 +337,30 @@ def _point_text(point: Any, statistic: str, k: bool = True) -> str:
     return f"{prefix}{value:.2f} [{low:.2f}, {high:.2f}]"
 
 
+def _continual(args: argparse.Namespace) -> int:
+    import os
+
+    from gmtl_rl.evaluation import continual
+
+    report = continual.evaluate(args.run_dirs, args.reference)
+    for warning in report.warnings:
+        print(f"gmtl continual: warning: {warning}", file=sys.stderr)
+    if args.out is not None:
+        out = Path(args.out)
+    else:
+        # Beside the runs' folder, not in it, so `gmtl continual runs/EXP/*` stays repeatable.
+        parent = Path(os.path.commonpath([str(Path(p).resolve().parent) for p in args.run_dirs]))
+        out = parent.with_name(f"{parent.name}-continual") if parent.name else parent / "continual"
+    written = continual.write_report(report, out)
+    spt = report.steps_per_task
+    print(f"{report.family}: {len(report.names)} elements x {spt} steps; "
+          f"{report.confidence:.0%} bootstrap intervals over seeds")  # fmt: skip
+    for line in continual.summary_lines(report):
+        print(line)
+    print(f"wrote {', '.join(map(str, written))}")
+    return 0
+
+
 def _record(args: argparse.Namespace) -> int:
     from gmtl_rl.visual import offscreen
 
@@ -515,6 +556,7 @@ COMMANDS = {
     "resume": _resume,
     "eval": _eval,
     "plot": _plot,
+    "continual": _continual,
     "record": _record,
     "sweep": _sweep,
     "envs": _envs,

@@ -15,12 +15,19 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
 
-from gmtl_rl.agents.registry import AgentConfig, parse_agent_config
+from gmtl_rl.agents.registry import AgentConfig, agent_spec, agents, parse_agent_config
 from gmtl_rl.envs.registry import build, family
 from gmtl_rl.envs.task import MAX_SEED, FamilyOptions, Task, TaskDistribution
-from gmtl_rl.errors import ConfigError, UsageError, format_validation_error
+from gmtl_rl.errors import ConfigError, UsageError, format_validation_error, unknown_name
 
 # torch's intra-op (OpenMP) pool. It gains nothing past the physical cores of one machine,
 # and for RL-sized networks past a few dozen; libgomp fails to create a pool far larger
@@ -113,6 +120,46 @@ class LoggingConfig(_Section):
     tensorboard: bool = Field(True, description="also write TensorBoard events")
 
 
+class SequenceConfig(_Section):
+    """`sequence:` = the tasks a continual agent learns one after another (Continual World)."""
+
+    tasks: list[StrictInt | str] = Field(
+        ...,
+        min_length=1,
+        description="the sequence's elements in order: task class names of the env family "
+        "(Meta-World: hammer-v3; others: their class ids as names, `0`, `1`, ...) or class "
+        "ids; repeats allowed (CW20 is CW10 twice)",
+    )
+    steps_per_task: int = Field(..., ge=1, description="env steps on each element")
+    task_identity: Literal["visible", "hidden"] = Field(
+        "visible",
+        description="visible: the agent is told the element's position (its task class: "
+        "heads, encodings); hidden: it must not use it (a single head, no task encoding)",
+    )
+
+    def class_ids(self, distribution: TaskDistribution) -> list[int]:
+        """The env family's class id of each element (errors name the element and list the
+        family's classes)."""
+        names = distribution.task_class_names()
+        ids = []
+        for i, entry in enumerate(self.tasks):
+            if isinstance(entry, int):
+                if not 0 <= entry < len(names):
+                    raise ConfigError(
+                        f"sequence.tasks[{i}]: class id {entry} is out of range; "
+                        f"{distribution.name} has classes 0..{len(names) - 1} "
+                        f"({', '.join(names)})"
+                    )
+                ids.append(entry)
+            elif entry in names:
+                ids.append(names.index(entry))
+            else:
+                raise unknown_name(
+                    f"task class of {distribution.name}", entry, names, f"sequence.tasks[{i}]"
+                )
+        return ids
+
+
 class EnvConfig(_Section):
     """`env:` = `name` of a task family plus that family's own options."""
 
@@ -153,12 +200,32 @@ class RunConfig(_Section):
         description="torch CPU threads (default: min(2, cores))",
     )
     runs_dir: str = Field("runs", description="run directories go under <runs_dir>/<experiment>/")
+    init_from: str | None = Field(
+        None,
+        description="start from another run: its directory (its newest whole checkpoint) or "
+        "one of its checkpoints/step-N; the parts in init_parts are copied before training",
+    )
+    init_parts: list[Literal["networks", "normalizers", "replay"]] | None = Field(
+        None,
+        min_length=1,
+        description="what init_from copies (default [networks]): networks (the agent's "
+        "network weights, no optimiser state), normalizers (running input statistics), "
+        "replay (the other run's replay contents)",
+    )
     env: EnvConfig
     agent: AgentConfig
+    sequence: SequenceConfig | None = Field(
+        None, description="the task sequence of a continual agent (cl_sac); others have none"
+    )
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @property
+    def transfer_parts(self) -> list[str]:
+        """What `init_from` copies."""
+        return list(self.init_parts or ["networks"])
 
     def to_yaml_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.model_dump(mode="json").items() if k not in ("env", "agent")}
@@ -171,6 +238,7 @@ class RunConfig(_Section):
 
 
 _SECTIONS = {
+    "sequence": SequenceConfig,
     "sampler": SamplerConfig,
     "eval": EvalConfig,
     "checkpoint": CheckpointConfig,
@@ -291,12 +359,78 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
     if isinstance(eval_raw, dict) and "episodes" not in eval_raw:
         # A trial long enough for the agent's adaptation (PEARL: past its exploration).
         raw["eval"] = {**eval_raw, "episodes": agent.default_eval_episodes()}
+    sequence_raw = raw.get("sequence")
+    if "total_steps" not in raw and isinstance(sequence_raw, dict):
+        # A sequence fixes the budget: len(tasks) × steps_per_task, unless the config says.
+        tasks, steps = sequence_raw.get("tasks"), sequence_raw.get("steps_per_task")
+        if isinstance(tasks, list) and isinstance(steps, int) and not isinstance(steps, bool):
+            raw["total_steps"] = len(tasks) * steps
     try:
-        return RunConfig.model_validate(
+        config = RunConfig.model_validate(
             {**raw, "env": EnvConfig(name=env_name, options=options), "agent": agent}
         )
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, "")) from None
+    check_sequence(config)
+    parts = config.init_parts
+    if parts is not None and config.init_from is None:
+        raise ConfigError("init_parts: given without init_from (the run to copy them from)")
+    if parts is not None and len(set(parts)) != len(parts):
+        raise ConfigError(f"init_parts: {', '.join(parts)} names a part twice")
+    return config
+
+
+def check_sequence(config: RunConfig) -> None:
+    """A `sequence:` goes with a continual agent, and fixes the budget and what the agent
+    may know of the task."""
+    name = config.agent.name
+    continual = sorted(n for n, spec in agents().items() if spec.family == "continual")
+    seq = config.sequence
+    if agent_spec(name).family != "continual":
+        if seq is not None:
+            raise ConfigError(
+                f"sequence: only continual agents ({', '.join(continual) or 'none registered'}) "
+                f"train on a task sequence; agent {name!r} does not (remove `sequence:`)"
+            )
+        return
+    if seq is None:
+        raise ConfigError(
+            f"sequence: missing; agent {name!r} trains on a task sequence: add `sequence:` "
+            "with tasks (class names or ids) and steps_per_task"
+        )
+    expected = len(seq.tasks) * seq.steps_per_task
+    if config.total_steps != expected:
+        raise ConfigError(
+            f"total_steps: {config.total_steps} must equal len(sequence.tasks) × "
+            f"sequence.steps_per_task = {len(seq.tasks)} × {seq.steps_per_task} = {expected} "
+            "(or leave total_steps out)"
+        )
+    n_envs = config.sampler.n_envs
+    if seq.steps_per_task % n_envs:
+        raise ConfigError(
+            f"sequence.steps_per_task: {seq.steps_per_task} is not a multiple of sampler.n_envs "
+            f"({n_envs}); the envs step together, so the elements would not get exactly "
+            "their steps"
+        )
+    # The agent's own checks first (cl_sac: its method on this sequence), where it has them.
+    agent_check = getattr(config.agent, "check_sequence", None)
+    if agent_check is not None:
+        agent_check(seq.task_identity, len(seq.tasks), seq.steps_per_task)
+    if seq.task_identity == "hidden":
+        # Optional on continual agent configs: a method that cannot work without the
+        # position (PackNet's per-task masks) says so.
+        if getattr(config.agent, "needs_task_identity", False):
+            method = getattr(config.agent, "method", name)
+            raise ConfigError(
+                f"sequence.task_identity: hidden, but agent.method {method} needs the task "
+                "identity; use sequence.task_identity=visible or another method"
+            )
+        if config.agent.conditions_on_task:
+            raise ConfigError(
+                "sequence.task_identity: hidden, but the agent acts on the task class (a head "
+                "per task or a task encoding); set agent.multi_head=false and "
+                "agent.task_encoding=none, or sequence.task_identity=visible"
+            )
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:

@@ -48,7 +48,7 @@ import itertools
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -159,6 +159,7 @@ def estimate_memory(config: RunConfig, env: EnvSpec) -> list[Part]:
     family = agent_spec(config.agent.name).family
     by_family = {
         "off_policy": _sac,
+        "continual": _continual,
         "pearl": _pearl,
         "trials": _rl2,
         "online": _option_critic,
@@ -209,6 +210,22 @@ def _sac(config: RunConfig, env: EnvSpec) -> list[Part]:
             "one update's activations",
             rows * width * FLOAT * SAC_PASSES * TENSORS_PER_UNIT,
         ),
+    ]
+
+
+def continual_replay_capacity(config: RunConfig) -> int:
+    """Rows a continual run's replay holds: `agent.buffer_size`, never more than the run has
+    steps (perfect memory's 2e7, CW20's 20 x 1M, would otherwise be allocated whole for a
+    sequence that fills a fraction of it)."""
+    agent: Any = config.agent  # a continual agent: SAC's config
+    return min(int(agent.buffer_size), config.total_steps)
+
+
+def _continual(config: RunConfig, env: EnvSpec) -> list[Part]:
+    """SAC's parts, with the replay a continual run allocates."""
+    rows = continual_replay_capacity(config) * _transition_bytes(env)
+    return [
+        replace(p, nbytes=rows) if p.key == "agent.buffer_size" else p for p in _sac(config, env)
     ]
 
 

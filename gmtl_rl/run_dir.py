@@ -5,6 +5,9 @@
     <run>/versions.json      Python, platform and package versions
     <run>/metrics.csv, tb/   training curves (CSV, TensorBoard)
     <run>/episodes.csv       every training episode (online loops)
+    <run>/sequence.json      a task sequence's elements and their step windows (continual)
+    <run>/continual.csv      every element's success and return at every evaluation (continual)
+    <run>/init_from.json     the run and checkpoint a transfer run started from (init_from)
     <run>/checkpoints/step-N/   the newest `checkpoint.keep` checkpoints
     <run>/eval/              the final evaluation (adaptation.csv, summary.json, *.png)
     <run>/eval-<split>-k<K>/ an offline evaluation under another protocol
@@ -104,6 +107,18 @@ class RunDir:
         return self.path / "episodes.csv"
 
     @property
+    def sequence(self) -> Path:
+        return self.path / "sequence.json"
+
+    @property
+    def continual_csv(self) -> Path:
+        return self.path / "continual.csv"
+
+    @property
+    def init_record(self) -> Path:
+        return self.path / "init_from.json"
+
+    @property
     def checkpoints(self) -> Path:
         return self.path / "checkpoints"
 
@@ -184,7 +199,7 @@ class RunDir:
         """Remove what training wrote (logs, episodes, evaluations, faults, half-written
         checkpoints), keeping what the run is made from (config, tasks, versions): a run that
         starts over."""
-        for path in (self.metrics, self.episodes):
+        for path in (self.metrics, self.episodes, self.continual_csv):
             path.unlink(missing_ok=True)
         for folder in (self.tensorboard, self.eval, self.faults, *self.incomplete_checkpoints()):
             shutil.rmtree(folder, ignore_errors=True)

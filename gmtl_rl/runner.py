@@ -40,6 +40,7 @@ TRAINING_LOOPS = {
     "pearl": "gmtl_rl.training.pearl:PEARLRun",
     "trials": "gmtl_rl.training.trials:TrialRun",
     "baseline": "gmtl_rl.training.baseline:BaselineRun",
+    "continual": "gmtl_rl.training.continual:ContinualRun",
 }
 
 
@@ -80,6 +81,7 @@ def train(
     # Build env + agent first: a config they reject leaves no half-made run directory behind.
     run = _build_run(config, path, distribution)
     try:
+        run.initialize_from()  # init_from: before any file, so a refused source leaves none
         with path.writer_lock():
             _write_run_files(path, config, distribution)
             if on_start is not None:
@@ -108,6 +110,7 @@ def resume(
             note = "it was stopped before its first checkpoint, so it starts over"
             run = _build_run(config, path, distribution)
             try:
+                run.initialize_from()
                 path.config.write_text(config.dump_yaml())
                 path.clear_outputs()  # the stopped attempt's rows and events
                 if on_start is not None:

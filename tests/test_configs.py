@@ -13,9 +13,10 @@ from gmtl_rl.config import load_config
 CONFIGS = Path(__file__).parents[1] / "configs"
 ALL = sorted(CONFIGS.rglob("*.yaml"))
 SMOKE = sorted((CONFIGS / "smoke").glob("*.yaml"))
-SLOW_SMOKE = {  # MT50, ML45: 20-34 s builds
+SLOW_SMOKE = {  # MT50, ML45: 20-34 s builds; CW20
     "mtsac_mt50.yaml", "pearl_ml45.yaml", "rl2_ml45.yaml",
     "softmod_mt50.yaml", "care_mt50.yaml", "moore_mt50.yaml", "paco_mt50.yaml",
+    "continual_cw20.yaml",  # 20 evaluations of a 10-class Meta-World sequence
 }  # fmt: skip
 
 

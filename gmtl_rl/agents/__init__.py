@@ -1,6 +1,7 @@
 """Agents, one module per algorithm; `agents()` lists them by registry name."""
 
 from gmtl_rl.agents import bandit_baselines as _bandits  # noqa: F401  (bandit_random, ...)
+from gmtl_rl.agents import continual_sac as _continual_sac  # noqa: F401  (registers "cl_sac")
 from gmtl_rl.agents import deep_option_critic as _deep_oc  # noqa: F401  (deep_option_critic)
 from gmtl_rl.agents import dqn as _dqn  # noqa: F401  (registers "dqn", "dqn_her")
 from gmtl_rl.agents import gridworld_bayes as _gridworld_bayes  # noqa: F401  (bayes_optimal_gridworld)

@@ -355,25 +355,54 @@ class SAC(StatelessPolicy):
     def _to_unit_action(self, action: np.ndarray) -> np.ndarray:
         return (action - self.action_center) / self.action_half_range
 
-    def update(self, batch: ReplayBatch) -> SACUpdate:
-        """One gradient step on critics, actor and temperature, then the Polyak target step."""
-        c = self.config
-        dev = self.device
+    def _critic_errors(
+        self, batch: ReplayBatch
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """obs [B, D], task [B], α ([B] or [1]), Q(s, a) [2, B] and the squared soft Bellman
+        errors [2, B] (SAC eq. 3, 5); truncation bootstraps, termination not."""
+        c, dev = self.config, self.device
         obs = self._obs_tensor(batch.obs)
         next_obs = self._obs_tensor(batch.next_obs)
         action = torch.as_tensor(self._to_unit_action(batch.action), device=dev)
         reward = torch.as_tensor(batch.reward, device=dev) * c.reward_scale
         not_done = 1.0 - torch.as_tensor(batch.terminated, device=dev)
         task = self._task_tensor(batch.task_class)
-
-        # Critic: soft Bellman target (SAC eq. 3, 5); truncation bootstraps, termination not.
         with torch.no_grad():
             alpha = self.temperature(task)
             next_action, next_log_prob = self.actor.sample(next_obs, task)
             next_q = self.critic_target(next_obs, next_action, task).min(dim=0).values
             target = reward + c.gamma * not_done * (next_q - alpha * next_log_prob)
         q = self.critic(obs, action, task)  # [2, B]
-        sq = (q - target).pow(2)
+        return obs, task, alpha, q, (q - target).pow(2)
+
+    def losses(self, batch: ReplayBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The critic and actor losses of `update` (no row weights, no penalty) on `batch` at
+        the current parameters, nothing stepped: reference gradients (A-GEM)."""
+        obs, task, alpha, _, sq = self._critic_errors(batch)
+        new_action, log_prob = self.actor.sample(obs, task)
+        q_pi = self.critic(obs, new_action, task).min(dim=0).values
+        return 0.5 * sq.mean(dim=1).sum(), (alpha * log_prob - q_pi).mean()
+
+    # Hooks for methods on this update (agents.continual_sac): `net` is "critic" or "actor".
+    # Without an override the update is exactly plain SAC's.
+    def _penalty(self, net: Literal["critic", "actor"]) -> torch.Tensor | None:
+        """A term added to that network's loss (L2, EWC, MAS); None: nothing."""
+        del net
+        return None
+
+    def _adjust_gradients(self, net: Literal["critic", "actor"]) -> None:
+        """Change that network's `.grad` after backward, before clipping and the optimiser
+        step (A-GEM's projection, PackNet's masks)."""
+        del net
+
+    def _after_step(self, net: Literal["critic", "actor"]) -> None:
+        """Act on that network right after its optimiser step (PackNet's frozen weights)."""
+        del net
+
+    def update(self, batch: ReplayBatch) -> SACUpdate:
+        """One gradient step on critics, actor and temperature, then the Polyak target step."""
+        c = self.config
+        obs, task, alpha, q, sq = self._critic_errors(batch)
         # Row weights of critic and actor losses, and PaCo's mask for the temperature loss:
         # both None for SAC and MT-SAC, whose update is then exactly as it was.
         weight, mask = mta.row_weights(c, self.temperature.log_alpha, self.extreme, sq, task)
@@ -381,13 +410,16 @@ class SAC(StatelessPolicy):
         critic_conflicts = actor_conflicts = 0.0  # PCGrad's diagnostics
         self.critic_opt.zero_grad(set_to_none=True)
         if self.surgery is None:
-            critic_loss.backward()
+            penalty = self._penalty("critic")
+            (critic_loss if penalty is None else critic_loss + penalty).backward()
         else:  # the same loss, row by row: each task's rows give its gradient (PCGrad)
             critic_conflicts = self.surgery.backward(
                 0.5 * (sq if weight is None else sq * weight).sum(dim=0), self._critic_params, task
             )
+        self._adjust_gradients("critic")
         self._clip(self._critic_params)
         self.critic_opt.step()
+        self._after_step("critic")
 
         # Actor (SAC eq. 7): critics are frozen for this pass, so no critic gradients are built.
         self.critic.requires_grad_(False)
@@ -403,7 +435,9 @@ class SAC(StatelessPolicy):
         self.actor_opt.zero_grad(set_to_none=True)
         self.alpha_opt.zero_grad(set_to_none=True)
         if self.surgery is None:
-            (actor_loss + alpha_loss if c.learn_alpha else actor_loss).backward()
+            penalty = self._penalty("actor")
+            loss = actor_loss if penalty is None else actor_loss + penalty
+            (loss + alpha_loss if c.learn_alpha else loss).backward()
         else:
             actor_conflicts = self.surgery.backward(actor_rows, self._actor_params, task)
             # No surgery on the temperature: one log α per task gets gradient from its own
@@ -414,8 +448,10 @@ class SAC(StatelessPolicy):
                 alpha_loss.backward()
         if c.learn_alpha:
             self.alpha_opt.step()
+        self._adjust_gradients("actor")
         self._clip(self._actor_params)
         self.actor_opt.step()
+        self._after_step("actor")
         self.critic.requires_grad_(True)
 
         with torch.no_grad():

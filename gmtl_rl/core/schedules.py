@@ -2,8 +2,9 @@
 
 The sampler asks its schedule at every trial start; None leaves the env idle. Training draws
 uniformly (`UniformTaskSchedule`), evaluation walks a fixed queue (`FixedTaskSchedule`),
-Four Rooms moves its goal after an episode count (`GoalSwitchSchedule`) and PEARL collects a
-step budget on one task (`BudgetSchedule`).
+Four Rooms moves its goal after an episode count (`GoalSwitchSchedule`), PEARL collects a
+step budget on one task (`BudgetSchedule`) and a continual run draws from the current element
+of its task sequence (`SequenceTaskSchedule`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,38 @@ class UniformTaskSchedule:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
+
+
+class SequenceTaskSchedule:
+    """A task sequence (Continual World): each trial draws uniformly among the tasks of the
+    current element; with `element=None`, an element uniformly first, then one of its tasks
+    (the multi-task upper bound: every element at once).
+
+    `ranges[k]` = (first, end) task ids of element k in the sampler's task list."""
+
+    def __init__(
+        self, ranges: Sequence[tuple[int, int]], rng: np.random.Generator, element: int | None = 0
+    ) -> None:
+        if any(end <= first for first, end in ranges):
+            raise ValueError(f"every element of a sequence needs a task, got ranges {ranges}")
+        self.ranges = [(int(first), int(end)) for first, end in ranges]
+        self.rng = rng
+        self.element = element
+
+    def next_task(self, env_index: int) -> int | None:
+        del env_index
+        element = self.element
+        if element is None:
+            element = int(self.rng.integers(len(self.ranges)))
+        first, end = self.ranges[element]
+        return first + int(self.rng.integers(end - first))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state, "element": self.element}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.element = None if state["element"] is None else int(state["element"])
 
 
 class FixedTaskSchedule:

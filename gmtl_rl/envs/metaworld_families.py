@@ -120,6 +120,13 @@ class InnerEnvPool:
         if self._applied.get(env) != task:
             env.set_task(self.family.mw_task(task))
             self._applied[env] = task
+            if self.family.randomizes_init:
+                # Continual World's random_init_all (continualworld/utils/wrappers.py,
+                # RandomizationWrapper): set_task freezes the task's object and goal
+                # positions; unfrozen, every reset draws new ones, from the env's own seeded
+                # generator (seeded_rand_vec) rather than the global numpy one.
+                env._freeze_rand_vec = False
+                env.seeded_rand_vec = True
         return env
 
     def release(self, env: SawyerXYZEnv, task: Task) -> None:
@@ -186,13 +193,21 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         super().reset(seed=seed)
         if self._pending is not None:
             self.task, self._pending = self._pending, None
-        if self._inner is None or self.task != self._inner_task:
-            if self._inner is not None:
-                self._pool.release(self._inner, self._inner_task)
-            self._inner, self._inner_task = self._pool.acquire(self.task), self.task
+        inner = self._inner
+        switched = inner is None or self.task != self._inner_task
+        if switched:
+            if inner is not None:
+                self._pool.release(inner, self._inner_task)
+            inner = self._inner = self._pool.acquire(self.task)
+            self._inner_task = self.task
+        assert inner is not None
         if seed is not None:
-            self._inner.seed(seed)  # SawyerXYZEnv.reset ignores its seed argument
-        obs, info = self._inner.reset()
+            inner.seed(seed)  # SawyerXYZEnv.reset ignores its seed argument
+        elif switched and self.family.randomizes_init:
+            # A pooled env's generator is where its last user left it: seed it from ours, so
+            # the random initial states stay a function of the run's seed.
+            inner.seed(int(self.np_random.integers(2**31 - 1)))
+        obs, info = inner.reset()
         self._t = 0
         return self._obs(obs), info
 
@@ -219,11 +234,11 @@ class MetaWorldTaskEnv(gym.Env[np.ndarray, np.ndarray]):
         self._inner = None
 
 
-def _listing(split: str) -> dict[str, str]:
+def _listing(split: str, horizon: int = MAX_PATH_LENGTH) -> dict[str, str]:
     """`gmtl envs` row for default options: every v3 class has these spaces (checked in tests)."""
     return {
         "split": split,
-        "horizon": str(MAX_PATH_LENGTH),
+        "horizon": str(horizon),
         "observation": "Box(39,)",
         "action": "Box(4,)",
     }
@@ -263,10 +278,13 @@ class MetaWorldFamily(TaskDistribution):
         else:
             self._test = list(self._train)  # MT evaluation is on the training goals
 
+    def _tasks_per_class(self) -> int:
+        return int(self.options.max_tasks_per_class or GOALS_PER_CLASS)
+
     def _enumerate(self, mw_tasks: list[MWTask], goal_seed: int) -> list[Task]:
         # `goal_seed` is part of the task: ML1's train and test goals share class and variation
         # index (deviation from a (env_name, variation) key), and seeds must not compare equal.
-        cap = self.options.max_tasks_per_class or GOALS_PER_CLASS
+        cap = self._tasks_per_class()
         seen: dict[str, int] = {}
         tasks: list[Task] = []
         for mw in mw_tasks:
@@ -314,8 +332,18 @@ class MetaWorldFamily(TaskDistribution):
         return int(self.options.horizon)
 
     @property
+    def randomizes_init(self) -> bool:
+        """Whether every reset draws new object and goal positions (Continual World's
+        random_init_all) instead of the task's fixed ones."""
+        return False
+
+    @property
     def num_task_classes(self) -> int:
         return self.num_train_classes
+
+    def task_class_names(self) -> list[str]:
+        """The train classes' Meta-World names (`reach-v3`, ...), in class-id order."""
+        return self.class_names[: self.num_train_classes]
 
     def task_classes(self, tasks: Sequence[Task]) -> np.ndarray:
         """The task's Meta-World class (train classes come first); -1 for a held-out class."""
@@ -381,3 +409,103 @@ class ML45(MetaWorldFamily):
     Options = ML45Options
     kind, meta = "ML45", True
     listing = _listing("2250/250")
+
+
+# Continual World's sequence (continualworld/tasks.py, TASK_SEQS["CW10"]), as v3 classes;
+# CW20 is this list twice (a `sequence:` repeats it; the family names each class once).
+CW10 = (
+    "hammer-v3",
+    "push-wall-v3",
+    "faucet-close-v3",
+    "push-back-v3",
+    "stick-pull-v3",
+    "handle-press-side-v3",
+    "push-v3",
+    "shelf-place-v3",
+    "window-close-v3",
+    "peg-unplug-side-v3",
+)
+CW_HORIZON = 200  # continualworld/envs.py: META_WORLD_TIME_HORIZON
+
+
+class CWOptions(MetaWorldOptions):
+    task_names: list[str] = Field(
+        default_factory=lambda: list(CW10),
+        min_length=1,
+        description="the Meta-World v3 classes, one task class each (default: CW10's, in the "
+        "paper's order)",
+    )
+    horizon: int = Field(
+        CW_HORIZON, ge=1, le=MAX_PATH_LENGTH, description="episode length (Continual World: 200)"
+    )
+    randomization: Literal["random_init_all", "fixed_goals"] = Field(
+        "random_init_all",
+        description="random_init_all: one task per class, new object and goal positions at "
+        "every reset (Continual World's default); fixed_goals: the class's goal variations "
+        "as tasks (as MT families)",
+    )
+
+
+@register_family
+class ContinualWorld(MetaWorldFamily):
+    """Continual World (Wołczyk et al. 2021) on Meta-World v3: one task class per name of
+    `task_names`; a continual run's `sequence:` orders them (and repeats them: CW20).
+
+    Follows continualworld/envs.py (`get_single_env`, `get_cl_env`) and utils/wrappers.py:
+    200-step episodes (TimeLimit, truncation), goals observed (MT50's tasks), and under the
+    default `random_init_all` the task's object and goal positions re-drawn at every reset
+    from the class's random reset space. Deviations: Meta-World v3 classes of the same names
+    (CW: v1, 12-dim observations; here v3's 39 dims, reward `reward_version`); the task set
+    on each env is the first of `metaworld.MT1(name, seed)`'s goal variations (CW: the first
+    of MT50's under np.random.seed(1)), which under random_init_all fixes only what is not
+    randomised; positions are drawn from each env's seeded generator (CW: the global numpy
+    one); the sequence position reaches the agent as its task class, not as a one-hot
+    appended to the observation (CW's OneHotAdder, which its networks hide from the body and
+    use to pick the head). Cutting the running episode at a task change (CW's
+    ContinualLearningEnv) is the continual loop's.
+    """
+
+    name = "metaworld/CW"
+    description = (
+        "Continual World: CW10's v3 classes (any list via task_names), random init per "
+        "episode, 200-step episodes"
+    )
+    Options = CWOptions
+    kind, meta = "MT1", False
+    listing = _listing("10/10", CW_HORIZON)
+
+    def __init__(self, options: FamilyOptions) -> None:
+        TaskDistribution.__init__(self, options)
+        o = self.options
+        valid = v3_task_names()
+        for i, name in enumerate(o.task_names):
+            if name not in valid:
+                raise unknown_name("Meta-World v3 task", name, valid, f"env.task_names[{i}]")
+            if name in o.task_names[:i]:
+                raise ConfigError(
+                    f"env.task_names[{i}]: {name} is listed twice; name each class once and "
+                    "repeat it in sequence.tasks (CW20 is CW10 twice)"
+                )
+        if o.randomization == "random_init_all" and o.max_tasks_per_class is not None:
+            raise ConfigError(
+                "env.max_tasks_per_class: only with env.randomization=fixed_goals "
+                "(random_init_all has one task per class, re-drawn at every reset)"
+            )
+        benches = {name: benchmark("MT1", name, o.seed) for name in o.task_names}
+        self.env_classes = {name: benches[name].train_classes[name] for name in o.task_names}
+        self.class_names = list(o.task_names)
+        self.inner_envs = InnerEnvPool(self)
+        self.num_train_classes = len(self.class_names)
+        self._mw = {}
+        mw_tasks = [task for name in o.task_names for task in benches[name].train_tasks]
+        self._train = self._enumerate(mw_tasks, o.seed)
+        self._test = list(self._train)  # CW evaluates on the training classes
+
+    def _tasks_per_class(self) -> int:
+        if self.options.randomization == "random_init_all":
+            return 1
+        return super()._tasks_per_class()
+
+    @property
+    def randomizes_init(self) -> bool:
+        return bool(self.options.randomization == "random_init_all")

@@ -206,6 +206,12 @@ class TaskDistribution(ABC):
         position = {task: i for i, task in enumerate(self._train)}
         return np.asarray([position.get(task, -1) for task in tasks], np.int64)
 
+    def task_class_names(self) -> list[str]:
+        """A name per task class, in class-id order: what a task sequence (`sequence.tasks`)
+        may name. By default the ids themselves ("0", "1", ...); Meta-World families name
+        their classes ("reach-v3")."""
+        return [str(i) for i in range(self.num_task_classes)]
+
     def sample(self, n: int, rng: np.random.Generator) -> list[Task]:
         """`n` train tasks drawn uniformly with replacement."""
         tasks = self.train_tasks()

@@ -45,10 +45,10 @@ def plot_curves(
 ) -> Path:
     """Plot one curve per label with its interval band and write a PNG."""
     fig = Figure(figsize=_PANEL_SIZE, layout="constrained")
-    _draw(fig.add_subplot(), curves, ylabel, statistic, _colors(curves))
+    _draw(fig.add_subplot(), curves, ylabel, statistic, curve_colors(curves))
     if title:
         fig.suptitle(title)
-    return _save(fig, out_path)
+    return save_figure(fig, out_path)
 
 
 def plot_adaptation(
@@ -69,7 +69,7 @@ def plot_adaptation(
     fig = adaptation_figure(
         curves_return, curves_success, title, statistic, curves_length, references
     )
-    return _save(fig, out_path)
+    return save_figure(fig, out_path)
 
 
 def adaptation_figure(
@@ -100,7 +100,7 @@ def plot_training(
 ) -> Path:
     """Evaluation return and success against env steps (CurvePoint.episode holds the step)."""
     fig = _figure(curves_return, curves_success, title, "mean", "env steps")
-    return _save(fig, out_path)
+    return save_figure(fig, out_path)
 
 
 def _figure(
@@ -116,7 +116,7 @@ def _figure(
     fig = Figure(figsize=(_PANEL_SIZE[0] * panels, _PANEL_SIZE[1]), layout="constrained")
     references = references or {}
     # One color per label across all panels, so a run (or a bound) reads the same in each.
-    colors = _colors([*curves_return, *(curves_success or {}), *references])
+    colors = curve_colors([*curves_return, *(curves_success or {}), *references])
     ax = fig.add_subplot(1, panels, 1)
     _draw_references(ax, {k: r.episode_return for k, r in references.items()}, statistic, colors)
     _draw(ax, curves_return, "return", statistic, colors, xlabel)
@@ -133,7 +133,7 @@ def _figure(
     return fig
 
 
-def _colors(labels: Iterable[str]) -> dict[str, str]:
+def curve_colors(labels: Iterable[str]) -> dict[str, str]:
     """Matplotlib cycle color per distinct label, in order of first appearance."""
     return {label: f"C{i % 10}" for i, label in enumerate(dict.fromkeys(labels))}
 
@@ -187,7 +187,7 @@ def _draw_references(
         ax.axhline(y, color=color, linestyle="--", linewidth=1.5, label=label)
 
 
-def _save(fig: Figure, out_path: str | Path) -> Path:
+def save_figure(fig: Figure, out_path: str | Path) -> Path:
     """Write the figure as PNG, creating the parent directory."""
     path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)

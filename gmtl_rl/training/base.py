@@ -10,11 +10,14 @@ more than the shared state, `loop_state` / `load_loop_state`. Everything else is
   interrupt -> checkpoint -> `Interrupted`, the final evaluation and the final checkpoint;
 - the checkpoint state every loop shares (counters, RNGs, sampler, metrics-log position)
   and its numerical checks (losses, metrics and agent state, the same in every loop);
-- the adaptation rows of the evaluator, in the agent's evaluation mode.
+- the adaptation rows of the evaluator, in the agent's evaluation mode;
+- transfer (`init_from`): another run's networks, normalisers or replay copied into a fresh
+  run before it trains.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -27,19 +30,23 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+import yaml
+from torch import nn
 
 from gmtl_rl import checkpoint
 from gmtl_rl.agents.registry import agent_spec
 from gmtl_rl.config import RunConfig
+from gmtl_rl.core.normalization import RunningMeanStd
 from gmtl_rl.core.policy import Policy
 from gmtl_rl.core.records import EnvSpec
+from gmtl_rl.core.replay import ReplayStorage
 from gmtl_rl.core.rollout import RolloutSampler
 from gmtl_rl.core.schedules import TaskSchedule
 from gmtl_rl.envs.task import Task, TaskDistribution, is_goal_space
-from gmtl_rl.errors import CheckpointError, NumericalFault
+from gmtl_rl.errors import CheckpointError, ConfigError, NumericalFault, UsageError
 from gmtl_rl.evaluation.adaptation import AdaptationRow, run_adaptation
 from gmtl_rl.progress import progress_bar
-from gmtl_rl.run_dir import RunDir
+from gmtl_rl.run_dir import MANIFEST, RunDir, checkpoint_label
 from gmtl_rl.training.common import (
     Counters,
     Interrupted,
@@ -105,6 +112,7 @@ class TrainingRun(ABC):
         self._update_sums: dict[str, float] = {}
         self._update_count = 0
         self._advance: Any = None
+        self.init_record: dict[str, Any] | None = None  # what `initialize_from` copied
         self._start_wall = time.perf_counter()
         self._last_log = (0, self._start_wall)
         try:  # a config the agent rejects must not leave env workers behind
@@ -191,9 +199,15 @@ class TrainingRun(ABC):
 
     # -- building blocks for `build` ----------------------------------------------------------
     def make_sampler(
-        self, tasks: Sequence[Task], schedule: TaskSchedule, episodes_per_trial: int = 1
+        self,
+        tasks: Sequence[Task],
+        schedule: TaskSchedule,
+        episodes_per_trial: int = 1,
+        task_classes: Sequence[int] | None = None,
     ) -> RolloutSampler:
-        """The run's sampler as its `sampler:` section says; closed with the run."""
+        """The run's sampler as its `sampler:` section says; closed with the run.
+        `task_classes` (one per task) replaces the family's class ids in what the agent is
+        told and what replay keeps (a task sequence: the element's position)."""
         s = self.config.sampler
         sampler = RolloutSampler(
             self.distribution,
@@ -208,6 +222,8 @@ class TrainingRun(ABC):
             max_restarts=s.max_restarts,
         )
         self.own(sampler)
+        if task_classes is not None:
+            sampler.task_classes = np.asarray(task_classes, np.int64)
         self.sampler = sampler
         return sampler
 
@@ -224,9 +240,13 @@ class TrainingRun(ABC):
         return EnvSpec(
             obs_space,
             action_space,
-            self.distribution.num_task_classes,
+            self.num_task_classes(),
             goal_env=is_goal_space(obs_space),
         )
+
+    def num_task_classes(self) -> int:
+        """The class ids the agent may be told (a task sequence: one per element)."""
+        return self.distribution.num_task_classes
 
     def build_agent(self, env: EnvSpec) -> Any:
         """The config's agent, through the one build signature of the agent registry."""
@@ -258,6 +278,8 @@ class TrainingRun(ABC):
         self._start_wall = time.perf_counter()
         self._last_log = (c.env_steps, self._start_wall)
         self._reset_schedule()
+        if not resumed and self.init_record is not None:
+            self.run_dir.init_record.write_text(json.dumps(self.init_record, indent=2))
         previous = install_signal_handlers(self._on_signal)
         try:
             with progress_bar(
@@ -457,6 +479,124 @@ class TrainingRun(ABC):
         self._reset_schedule()
         self.checkpoint_used = ckpt
 
+    # -- transfer (init_from) -------------------------------------------------------------------
+    def initialize_from(self) -> None:
+        """`init_from`: copy `init_parts` of another run's checkpoint into this fresh run,
+        after build and before it trains (the transfer protocol: its env steps count from 0).
+        Everything is checked before anything is copied. A resumed run continues from its own
+        checkpoint instead; the source is recorded in the run directory (init_from.json)."""
+        cfg = self.config
+        if cfg.init_from is None:
+            return
+        ckpt, source = _transfer_checkpoint(cfg.init_from)
+        where = f"{source} ({checkpoint_label(ckpt.path)})"
+        parts = cfg.transfer_parts
+        copies: list[tuple[nn.Module, dict[str, torch.Tensor]]] = []
+        if "networks" in parts or "normalizers" in parts:
+            copies = self._module_copies(
+                ckpt.agent.get("agent"), where, "networks" in parts, "normalizers" in parts
+            )
+        replay = self._transfer_replay(ckpt, where) if "replay" in parts else None
+        for module, state in copies:
+            module.load_state_dict(state)
+        if replay is not None:
+            replay[0].load(replay[1])
+        try:
+            source_config = RunDir(source).read_config_mapping()
+        except (OSError, ValueError, UsageError, yaml.YAMLError):
+            source_config = {}  # the record still names the run and checkpoint
+        self.init_record = {
+            "init_from": str(source.resolve()),
+            "checkpoint": checkpoint_label(ckpt.path),
+            "step": ckpt.step,
+            "parts": parts,
+            "agent": (source_config.get("agent") or {}).get("name"),
+            "env": (source_config.get("env") or {}).get("name"),
+        }
+
+    def network_modules(self) -> dict[str, nn.Module]:
+        """The agent's torch networks, by the name its state dict keeps each under (SAC:
+        actor, critic, critic_target, temperature; optimisers and counters are not)."""
+        state = self.agent_tensors().get("agent")
+        if not isinstance(state, dict):
+            return {}
+        found = {key: getattr(self.agent, key, None) for key in state}
+        return {key: m for key, m in found.items() if isinstance(m, nn.Module)}
+
+    def _module_copies(
+        self, source: Any, where: str, networks: bool, normalizers: bool
+    ) -> list[tuple[nn.Module, dict[str, torch.Tensor]]]:
+        """Each network's state with the chosen entries taken from `source` (checked: every
+        chosen tensor is there, with this run's shape)."""
+        name = self.config.agent.name
+        modules = self.network_modules()
+        if not modules:
+            raise ConfigError(
+                f"init_parts: agent {name} names no torch networks in its state, so it cannot "
+                "copy networks or normalizers from another run (valid: replay)"
+            )
+        if not isinstance(source, dict):
+            raise ConfigError(f"init_from: {where} holds no agent state to copy networks from")
+        chosen: dict[str, list[str]] = {}
+        for key, module in modules.items():
+            norm = tuple(
+                f"{sub}." for sub, m in module.named_modules() if isinstance(m, RunningMeanStd)
+            )
+            keys = [
+                k
+                for k in module.state_dict()
+                if (normalizers and k.startswith(norm)) or (networks and not k.startswith(norm))
+            ]
+            if keys:
+                chosen[key] = keys
+        if normalizers and not any(
+            isinstance(m, RunningMeanStd) for mod in modules.values() for m in mod.modules()
+        ):
+            raise ConfigError(
+                f"init_parts: normalizers, but agent {name} keeps no running normalisers "
+                "(input statistics); drop it (valid for this agent: networks, replay)"
+            )
+        copies = []
+        for key, keys in chosen.items():
+            theirs = source.get(key)
+            if not isinstance(theirs, dict):
+                raise ConfigError(
+                    f"init_from: {where}: its agent has no network {key!r} "
+                    f"(it has: {', '.join(sorted(map(str, source)))}); another kind of agent?"
+                )
+            state = modules[key].state_dict()
+            for k in keys:
+                if k not in theirs:
+                    raise ConfigError(f"init_from: {where}: agent.{key}.{k} is missing there")
+                ours_shape, their_shape = tuple(state[k].shape), tuple(theirs[k].shape)
+                if ours_shape != their_shape:
+                    raise ConfigError(
+                        f"init_from: agent.{key}.{k} has shape {list(their_shape)} in {where} "
+                        f"but {list(ours_shape)} here (the networks must match: sizes, "
+                        "observation and action dimensions, task classes)"
+                    )
+                state[k] = theirs[k]
+            copies.append((modules[key], state))
+        return copies
+
+    def _transfer_replay(self, ckpt: checkpoint.Checkpoint, where: str) -> tuple[Any, Path]:
+        """This run's replay and the source's replay file, checked against each other."""
+        store = None if self.for_evaluation else self.replay_store()
+        if store is None:
+            raise ConfigError(
+                f"init_parts: replay, but agent {self.config.agent.name}'s training loop keeps "
+                "no replay (valid: networks)"
+            )
+        path = ckpt.replay_path
+        if path is None:
+            raise ConfigError(
+                f"init_parts: replay, but {where} holds no replay.npz "
+                "(it ran with checkpoint.replay=false)"
+            )
+        if isinstance(store, ReplayStorage):
+            _check_replay_file(store, path, where)
+        return store, path
+
     def fault(self, what: str, batch: Any = None) -> NumericalFault:
         """Stop: save the offending batch beside the run; checkpoints stay the last good ones."""
         c = self.counters
@@ -478,3 +618,51 @@ class TrainingRun(ABC):
                 arrays[name] = value
         np.savez(path, **arrays)  # type: ignore[arg-type]
         return str(path)
+
+
+def _transfer_checkpoint(value: str) -> tuple[checkpoint.Checkpoint, Path]:
+    """The checkpoint `init_from` names (a run directory: its newest whole checkpoint; or a
+    checkpoint directory) and the run it belongs to."""
+    path = Path(value)
+    if not path.exists():
+        raise ConfigError(
+            f"init_from: {path} does not exist (a run directory, or one of its checkpoints)"
+        )
+    if (path / MANIFEST).is_file():
+        return checkpoint.load(path), path.parent.parent
+    run = RunDir(path)
+    if not run.is_run():
+        raise ConfigError(
+            f"init_from: {path} is neither a run directory (no config.yaml) nor a checkpoint"
+        )
+    whole = run.checkpoint_dirs()
+    if not whole:
+        raise ConfigError(f"init_from: {path} has no complete checkpoint to start from")
+    return checkpoint.load(whole[-1]), path
+
+
+def _check_replay_file(store: ReplayStorage, path: Path, where: str) -> None:
+    """The replay file's columns fit this run's storage (errors name the column and both
+    shapes), and its transitions fit its capacity."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            shapes = {k[4:]: data[k].shape for k in data.files if k.startswith("col.")}
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable replay file ({err})") from None
+    for column, (shape, _) in store.spec.items():
+        if column not in shapes:
+            raise ConfigError(
+                f"init_from: {where}: its replay has no column {column!r}, which this run's "
+                "replay stores (another observation or action space?)"
+            )
+        if tuple(shapes[column][1:]) != tuple(shape):
+            raise ConfigError(
+                f"init_from: replay column {column!r} holds rows of shape "
+                f"{list(shapes[column][1:])} in {where} but {list(shape)} here"
+            )
+    rows = int(shapes["reward"][0])
+    if rows > store.capacity:
+        raise ConfigError(
+            f"init_from: {where}'s replay holds {rows} transitions, more than this run's "
+            f"replay capacity {store.capacity} (agent.buffer_size)"
+        )
