@@ -384,20 +384,25 @@ class TrainingRun(ABC):
     # -- evaluation -----------------------------------------------------------------------------
     def adaptation_rows(self) -> list[AdaptationRow]:
         """The agent's adaptation curve under the config's eval protocol (own envs and seed)."""
-        cfg = self.config.eval
         with self.evaluation_policy() as policy:
-            return run_adaptation(
-                policy,
-                self.distribution,
-                cfg.tasks(self.distribution),
-                episodes=cfg.episodes,
-                repeats=cfg.repeats,
-                n_envs=cfg.n_envs,
-                seed=self.seeds.eval,
-                deterministic=cfg.deterministic,
-                run=self.run_dir.name,
-                run_seed=self.config.seed,
-            )
+            return self.protocol_rows(policy, self.config.eval.tasks(self.distribution))
+
+    def protocol_rows(self, policy: Policy, tasks: Sequence[Task]) -> list[AdaptationRow]:
+        """`policy` on `tasks` under the config's eval protocol (episodes, repeats, envs,
+        evaluation seed, deterministic or not)."""
+        cfg = self.config.eval
+        return run_adaptation(
+            policy,
+            self.distribution,
+            tasks,
+            episodes=cfg.episodes,
+            repeats=cfg.repeats,
+            n_envs=cfg.n_envs,
+            seed=self.seeds.eval,
+            deterministic=cfg.deterministic,
+            run=self.run_dir.name,
+            run_seed=self.config.seed,
+        )
 
     def evaluate(self, final: bool) -> None:
         rows = self.adaptation_rows()

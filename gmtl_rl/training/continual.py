@@ -23,17 +23,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-import gymnasium as gym
 import numpy as np
 
 from gmtl_rl.config import EvalConfig, SequenceConfig
-from gmtl_rl.core.policy import Policy, RandomDiscretePolicy, RandomPolicy
+from gmtl_rl.core.policy import Policy
 from gmtl_rl.core.records import Obs, StepBatch
 from gmtl_rl.core.replay import SAMPLERS, ReplaySampler, ReplayStorage
 from gmtl_rl.core.schedules import SequenceTaskSchedule
 from gmtl_rl.envs.task import Task, TaskDistribution
 from gmtl_rl.errors import ConfigError
-from gmtl_rl.evaluation.adaptation import AdaptationRow, run_adaptation
+from gmtl_rl.evaluation.adaptation import AdaptationRow
 from gmtl_rl.resources import continual_replay_capacity
 from gmtl_rl.training.base import EVAL_COLUMNS, STEP_COLUMNS
 from gmtl_rl.training.common import eval_metrics, write_final_eval
@@ -167,13 +166,7 @@ class ContinualRun(OffPolicyRun):
         # method never shifts the replay batches of another.
         method_seed = np.random.SeedSequence(self.seeds.replay).spawn(1)[0]
         self.method_rng = self.generators["continual"] = np.random.default_rng(method_seed)
-        space = env.action_space
-        warmup_rng = self.generators["warmup"] = np.random.default_rng(self.seeds.warmup)
-        self.warmup_policy: Policy
-        if isinstance(space, gym.spaces.Discrete):
-            self.warmup_policy = RandomDiscretePolicy(int(space.n), int(space.start), warmup_rng)
-        else:
-            self.warmup_policy = RandomPolicy(space.low, space.high, warmup_rng)
+        self.warmup_policy = self.make_warmup_policy(env.action_space)
         self.columns = [
             *STEP_COLUMNS, "updates", "task_position", "train_return", "train_success",
             "train_length", "env_instabilities", "env_worker_restarts",
@@ -284,21 +277,9 @@ class ContinualRun(OffPolicyRun):
     # -- evaluation -----------------------------------------------------------------------
     def element_rows(self) -> list[list[AdaptationRow]]:
         """Every element evaluated on its tasks, acting as its own class (its head)."""
-        cfg = self.config.eval
         with self.evaluation_policy() as policy:
             return [
-                run_adaptation(
-                    TaskClassPolicy(policy, e.position),
-                    self.distribution,
-                    e.eval_tasks,
-                    episodes=cfg.episodes,
-                    repeats=cfg.repeats,
-                    n_envs=cfg.n_envs,
-                    seed=self.seeds.eval,
-                    deterministic=cfg.deterministic,
-                    run=self.run_dir.name,
-                    run_seed=self.config.seed,
-                )
+                self.protocol_rows(TaskClassPolicy(policy, e.position), e.eval_tasks)
                 for e in self.elements
             ]
 

@@ -5,7 +5,7 @@ the env step."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -57,17 +57,19 @@ class OffPolicyRun(TrainingRun):
             )
         self.replay_sampler: ReplaySampler = SAMPLERS[agent_cfg.replay_sampler]()
         self.replay_rng = self.generators["replay"] = np.random.default_rng(self.seeds.replay)
-        space = env.action_space
-        warmup_rng = self.generators["warmup"] = np.random.default_rng(self.seeds.warmup)
-        self.warmup_policy: Policy
-        if isinstance(space, gym.spaces.Discrete):
-            self.warmup_policy = RandomDiscretePolicy(int(space.n), int(space.start), warmup_rng)
-        else:
-            self.warmup_policy = RandomPolicy(space.low, space.high, warmup_rng)
+        self.warmup_policy = self.make_warmup_policy(env.action_space)
         self.columns = [
             *STEP_COLUMNS, "updates", "train_return", "train_success", "train_length",
             "env_instabilities", "env_worker_restarts", *self.agent.metric_names(), *EVAL_COLUMNS,
         ]  # fmt: skip
+
+    def make_warmup_policy(self, space: gym.Space[Any]) -> Policy:
+        """Uniform random actions for `learning_starts`, on the run's saved "warmup" stream."""
+        warmup_rng = self.generators["warmup"] = np.random.default_rng(self.seeds.warmup)
+        if isinstance(space, gym.spaces.Discrete):
+            return RandomDiscretePolicy(int(space.n), int(space.start), warmup_rng)
+        assert isinstance(space, gym.spaces.Box)
+        return RandomPolicy(space.low, space.high, warmup_rng)
 
     def _hindsight_relabeler(self, her: HERConfig, goal_env: bool) -> HindsightRelabeler | None:
         """The agent's HER (strategy "none", off, unless a `*_her` preset or a config sets it)."""
