@@ -120,6 +120,8 @@ def machine_memory() -> int | None:
 
 def env_spec_of(distribution: TaskDistribution) -> EnvSpec:
     """The spaces of one env of the distribution and its task classes (the env is closed)."""
+    from gmtl_rl.envs.task import named_classes
+
     env = distribution.make_env(distribution.train_tasks()[0])
     try:
         return EnvSpec(
@@ -127,6 +129,7 @@ def env_spec_of(distribution: TaskDistribution) -> EnvSpec:
             env.action_space,
             distribution.num_task_classes,
             horizon=distribution.horizon,
+            task_class_names=named_classes(distribution),
         )
     finally:
         env.close()
@@ -196,6 +199,8 @@ def _sac(config: RunConfig, env: EnvSpec) -> list[Part]:
     hidden = list(c.hidden)
     actor = _mlp_params(obs + task_in, hidden, 2 * act * heads)
     critic = 2 * _mlp_params(obs + task_in + act, hidden, heads)
+    if getattr(c, "architecture", "mlp") != "mlp":  # MOORE's experts, PaCo's parameter sets, ...
+        actor, critic = _architecture_params(c, env, obs, act)
     tables = classes * embedding  # one embedding table per encoder (actor, critic, target)
     params = ADAM * (actor + critic + 2 * tables) + critic + tables
     width = obs + task_in + act + sum(hidden) + 2 * act * heads
@@ -211,6 +216,22 @@ def _sac(config: RunConfig, env: EnvSpec) -> list[Part]:
             rows * width * FLOAT * SAC_PASSES * TENSORS_PER_UNIT,
         ),
     ]
+
+
+def _architecture_params(c: Any, env: EnvSpec, obs: int, act: int) -> tuple[int, int]:
+    """Exact parameter counts of a multi-task architecture's actor and twin critic, built on
+    the meta device (shapes only, no memory). Activations stay sized as the plain network's."""
+    import torch
+
+    from gmtl_rl.core.mt_architectures import build_networks, check
+
+    check(c, env.num_task_classes)  # its own one-line errors before any shape arithmetic
+    with torch.device("meta"):
+        actor, critic, _ = build_networks(c, env, obs, act)
+    return (
+        sum(p.numel() for p in actor.parameters()),
+        sum(p.numel() for p in critic.parameters()),
+    )
 
 
 def continual_replay_capacity(config: RunConfig) -> int:

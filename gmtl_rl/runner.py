@@ -330,7 +330,8 @@ def _build_run(
         raise ConfigError(
             f"eval.split: the {config.eval.split} tasks of {distribution.name} include task "
             "classes this agent never trains on, and it acts on the task class id "
-            "(agent.task_encoding / agent.multi_head, or the one-hot an sb3 baseline sees); "
+            "(agent.task_encoding / agent.multi_head / agent.architecture, or the one-hot an "
+            "sb3 baseline sees); "
             "set eval.split=train (the multi-task protocol)"
         )
     set_threads(config)

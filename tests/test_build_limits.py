@@ -17,6 +17,7 @@ from gmtl_rl import resources
 from gmtl_rl.cli import main
 from gmtl_rl.config import MAX_THREADS, load_config, read_yaml
 from gmtl_rl.core.records import EnvSpec
+from gmtl_rl.envs.metaworld_families import v3_task_names
 from gmtl_rl.envs.registry import family
 from gmtl_rl.envs.task import MAX_SEED, MAX_TASKS
 from gmtl_rl.errors import ConfigError
@@ -224,7 +225,10 @@ def _shipped_spec(path: Path) -> EnvSpec:
     assert match is not None and listing["action"] == "Box(4,)"
     obs = int(match[1]) + (classes if getattr(config.env.options, "one_hot", False) else 0)
     box = gym.spaces.Box(-np.inf, np.inf, (obs,), np.float32)
-    return EnvSpec(box, gym.spaces.Box(-1.0, 1.0, (4,), np.float32), classes)
+    names = tuple(v3_task_names()[:classes])  # v3 names (CARE's metadata), not the family's order
+    return EnvSpec(
+        box, gym.spaces.Box(-1.0, 1.0, (4,), np.float32), classes, task_class_names=names
+    )
 
 
 SHIPPED = sorted(CONFIGS.rglob("*.yaml"))
@@ -233,3 +237,21 @@ SHIPPED = sorted(CONFIGS.rglob("*.yaml"))
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_every_shipped_config_fits_a_16_gib_machine(path):
     resources.check_memory(load_config(path), _shipped_spec(path))
+
+
+@pytest.mark.parametrize("architecture", ["moore", "paco", "soft_modules"])
+def test_a_multi_task_architecture_is_sized_by_its_own_parameters(architecture):
+    from gmtl_rl.agents.sac import SAC as SACAgent
+
+    keys = ["env.observe_goal=false", "eval.split=train", "agent.hidden=[64, 64]"]
+    config = load_config(SAC, [*keys, f"agent.architecture={architecture}"])
+    spec = resources.env_spec_of(config.env.build())
+    agent = SACAgent(config.agent, spec)
+    actor = sum(p.numel() for p in agent.actor.parameters())
+    critic = sum(p.numel() for p in agent.critic.parameters())
+    weights = next(p for p in resources.estimate_memory(config, spec) if p.key == "agent.hidden")
+    # Adam's four copies of actor and critic, and the target critic (FLOAT bytes each)
+    assert weights.nbytes == resources.FLOAT * (resources.ADAM * (actor + critic) + critic)
+    mlp = load_config(SAC, keys)
+    plain = next(p for p in resources.estimate_memory(mlp, spec) if p.key == "agent.hidden")
+    assert weights.nbytes > 1.5 * plain.nbytes  # experts / parameter sets / modules

@@ -166,11 +166,19 @@ def test_user_error_in_a_real_process_prints_no_traceback():
     ]
 
 
-def test_task_embedding_with_held_out_eval_is_refused_before_training(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("key", "named"),
+    [("agent.task_encoding=one_hot", "agent.task_encoding"),
+     ("agent.architecture=moore", "agent.architecture")],
+)  # fmt: skip
+def test_task_conditioning_with_held_out_eval_is_refused_before_training(
+    tmp_path, capsys, key, named
+):
     run = tmp_path / "run"
-    args = ["agent.task_encoding=one_hot", "env.observe_goal=false", "--run-dir", str(run)]
+    args = [key, "env.observe_goal=false", "--run-dir", str(run)]
     assert main(["train", SMOKE, *args]) == 2
-    assert "eval.split=train" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "eval.split=train" in err and named in err
     assert not run.exists()  # nothing half-made is left behind
 
 

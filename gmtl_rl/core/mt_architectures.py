@@ -653,12 +653,12 @@ def build_networks(
     c: ArchitectureConfig, env: Any, obs_dim: int, act_dim: int
 ) -> tuple[MTActor, MTTwinQ, MTTwinQ]:
     """Actor, critic and target critic of `agent.architecture` for an EnvSpec. CARE's task
-    names come from agent.care.task_names or the EnvSpec's `task_class_names` where it has
-    them."""
+    names come from the EnvSpec's `task_class_names` (or agent.care.task_names, which must
+    equal them where the env names its classes)."""
     classes = env.num_task_classes
     metadata = None
     if c.architecture == "care" and c.care.context == "metadata":
-        metadata = care_metadata(c.care, getattr(env, "task_class_names", None), classes)
+        metadata = care_metadata(c.care, env.task_class_names, classes)
     shapes = Shapes(obs_dim, act_dim, classes)
     critic, target = build_twin_q(c, shapes, metadata), build_twin_q(c, shapes, metadata)
     return build_actor(c, shapes, metadata), critic, target

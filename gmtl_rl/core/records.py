@@ -83,6 +83,9 @@ class EnvSpec:
     goal_env: bool = False  # Dict observation + compute_reward (Gymnasium-Robotics GoalEnv)
     envs: Any = None  # the built vector env, for agents that step their envs themselves (SB3)
     horizon: int | None = None  # the family's episode length where it has one (sizing estimates)
+    # A name per task class in class-id order where the family names them (Meta-World:
+    # "reach-v3"; CARE looks its metadata up by them); None where classes are only numbers.
+    task_class_names: tuple[str, ...] | None = None
 
     def with_envs(self, envs: Any) -> EnvSpec:
         return replace(self, envs=envs)

@@ -242,3 +242,10 @@ def is_goal_space(space: gym.Space[Any]) -> bool:
 def is_goal_env(env: gym.Env) -> bool:
     """True for envs following the Gymnasium-Robotics GoalEnv convention."""
     return is_goal_space(env.observation_space) and hasattr(env.unwrapped, "compute_reward")
+
+
+def named_classes(distribution: TaskDistribution) -> tuple[str, ...] | None:
+    """The family's task class names, in id order, or None where they are only its ids
+    ("0", "1", ...: `TaskDistribution.task_class_names`' default)."""
+    names = tuple(distribution.task_class_names())
+    return None if names == tuple(str(i) for i in range(len(names))) else names

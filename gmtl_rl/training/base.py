@@ -42,7 +42,7 @@ from gmtl_rl.core.records import EnvSpec
 from gmtl_rl.core.replay import ReplayStorage
 from gmtl_rl.core.rollout import RolloutSampler
 from gmtl_rl.core.schedules import TaskSchedule
-from gmtl_rl.envs.task import Task, TaskDistribution, is_goal_space
+from gmtl_rl.envs.task import Task, TaskDistribution, is_goal_space, named_classes
 from gmtl_rl.errors import CheckpointError, ConfigError, NumericalFault, UsageError
 from gmtl_rl.evaluation.adaptation import AdaptationRow, run_adaptation
 from gmtl_rl.progress import progress_bar
@@ -242,11 +242,16 @@ class TrainingRun(ABC):
             action_space,
             self.num_task_classes(),
             goal_env=is_goal_space(obs_space),
+            task_class_names=self.task_class_names(),
         )
 
     def num_task_classes(self) -> int:
         """The class ids the agent may be told (a task sequence: one per element)."""
         return self.distribution.num_task_classes
+
+    def task_class_names(self) -> tuple[str, ...] | None:
+        """The names of those classes, in id order, where the family names them."""
+        return named_classes(self.distribution)
 
     def build_agent(self, env: EnvSpec) -> Any:
         """The config's agent, through the one build signature of the agent registry."""

@@ -184,6 +184,10 @@ class ContinualRun(OffPolicyRun):
         # One class per element, its position (CW: a head per element; CW20 has 20).
         return len(self.elements)
 
+    def task_class_names(self) -> tuple[str, ...] | None:
+        # Class k is element k (CW20 names each of CW10's classes twice).
+        return tuple(e.name for e in self.elements)
+
     @property
     def task_span(self) -> int:
         """Env steps of one element (multitask: the whole run is one)."""

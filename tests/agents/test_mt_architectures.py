@@ -275,6 +275,25 @@ def test_care_reads_a_users_metadata_file(tmp_path):
     )
 
 
+def test_care_takes_its_metadata_rows_in_the_envs_class_order_without_task_names():
+    env_order = ("pick-place-v3", "reach-v3", "push-v3")
+    agent = SAC(MTSACCAREConfig(hidden=[16, 16]), EnvSpec(OBS, ACT, 3, task_class_names=env_order))
+    expected = mta.care_metadata(mta.CAREOptions(), list(env_order), 3)
+    torch.testing.assert_close(agent.actor.body.metadata, expected)
+    torch.testing.assert_close(agent.critic.body.metadata, expected)
+
+
+def test_env_specs_carry_meta_worlds_class_names_and_none_for_numbered_classes():
+    from gmtl_rl.envs.registry import make
+    from gmtl_rl.resources import env_spec_of
+
+    mt10 = make("metaworld/MT10")
+    assert env_spec_of(mt10).task_class_names == tuple(mt10.task_class_names())
+    assert env_spec_of(mt10).task_class_names[0] == "reach-v3"
+    point = make("point-robot")
+    assert env_spec_of(point).task_class_names is None  # classes are only numbers there
+
+
 # -- MOORE -------------------------------------------------------------------------------------
 def test_gram_schmidt_by_hand():
     # (3, 4, 0) -> (0.6, 0.8, 0); (1, 0, 0) - 0.6 (0.6, 0.8, 0) = (0.64, -0.48, 0), |.| = 0.8.
