@@ -43,9 +43,10 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy gmtl_rl
 
-# Two pytest workers (pytest-xdist), one per core here: 6.7 min instead of 14.7 alone.
+# Two pytest workers (pytest-xdist), one per core here: 6.7 min instead of 14.7 alone. Passive
+# OpenMP waits: two workers' torch threads spinning on 2 cores made it 15 min in a clean clone.
 unit: venv offscreen
-	$(BIN)/python -m pytest -q -m "not slow" -n 2
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q -m "not slow" -n 2
 
 test: lint typecheck unit
 
