@@ -19,40 +19,15 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import yaml
+from _runs import gmtl, train_or_resume
 
 ROOT = Path(__file__).parents[1]
 SEQUENCE = ROOT / "configs/continual/point_robot_sequence.yaml"
 SINGLE = ROOT / "configs/continual/point_robot_single.yaml"
 METHODS = ("finetune", "l2", "ewc", "mas", "packnet", "agem", "perfect_memory", "multitask")
-
-
-def gmtl(args: list[str]) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] gmtl {' '.join(args)}", flush=True)
-    done = subprocess.run([sys.executable, "-m", "gmtl_rl.cli", *args])
-    if done.returncode != 0:
-        raise SystemExit(f"gmtl {' '.join(args)} failed (exit {done.returncode})")
-
-
-def train_or_resume(run: Path, config: Path, overrides: list[str]) -> float:
-    """Bring one run to its budget: reuse, resume or start it. Returns its seconds of
-    training in this call (0 for a reused run)."""
-    from gmtl_rl.run_dir import RunDir
-
-    start = time.perf_counter()
-    path = RunDir(run)
-    if path.path.is_dir():
-        if path.is_finished(path.read_config_mapping()):
-            return 0.0
-        gmtl(["resume", str(run)])
-    else:
-        gmtl(["train", str(config), *overrides, "--run-dir", str(run)])
-    return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> None:

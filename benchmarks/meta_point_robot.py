@@ -33,12 +33,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from _runs import train_or_resume
 
 from gmtl_rl.evaluation.stats import CurvePoint
 
@@ -54,33 +52,19 @@ def config_for(agent: str, family: str, configs: Path) -> Path:
     return path
 
 
-def train_or_resume(agent: str, seed: int, steps: int, args: argparse.Namespace) -> Path:
+def train_or_resume_agent(agent: str, seed: int, steps: int, args: argparse.Namespace) -> Path:
     """Bring one run to `steps` env steps: reuse it, resume it or start it."""
-    from gmtl_rl.run_dir import RunDir
-
-    run = RunDir(args.runs / args.family.replace("-", "_") / f"{agent}-s{seed}")
-    budget = [f"total_steps={steps}"]
-    if run.path.is_dir():
-        config = run.read_config_mapping()
-        if run.is_finished({**config, "total_steps": steps}):
-            return run.path
-        cmd = ["resume", str(run.path), *budget]
-    else:
-        plumbing = [
-            f"seed={seed}",
-            *budget,
-            "logging.tensorboard=false",
-            f"checkpoint.every_steps={args.every}",
-            "checkpoint.keep=1",
-            f"eval.every_steps={args.every}",
-        ]
-        config = config_for(agent, args.family, args.configs)
-        cmd = ["train", str(config), *plumbing, "--run-dir", str(run.path)]
-    print(f"[{time.strftime('%H:%M:%S')}] gmtl {' '.join(cmd)}", flush=True)
-    done = subprocess.run([sys.executable, "-m", "gmtl_rl.cli", *cmd])
-    if done.returncode != 0:
-        raise SystemExit(f"gmtl {' '.join(cmd)} failed (exit {done.returncode})")
-    return run.path
+    run = args.runs / args.family.replace("-", "_") / f"{agent}-s{seed}"
+    plumbing = [
+        f"seed={seed}",
+        "logging.tensorboard=false",
+        f"checkpoint.every_steps={args.every}",
+        "checkpoint.keep=1",
+        f"eval.every_steps={args.every}",
+    ]
+    config = config_for(agent, args.family, args.configs)
+    train_or_resume(run, config, plumbing, total_steps=steps)
+    return run
 
 
 def training_wall_s(metrics_csv: Path) -> float:
@@ -135,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         for seed in args.seeds:
             run = args.runs / args.family.replace("-", "_") / f"{agent}-s{seed}"
             if not args.report_only:
-                run = train_or_resume(agent, seed, steps[agent], args)
+                run = train_or_resume_agent(agent, seed, steps[agent], args)
             if RunDir(run).adaptation_csv.is_file():
                 runs[agent].append(run)
             else:

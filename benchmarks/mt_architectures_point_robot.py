@@ -26,12 +26,11 @@ import argparse
 import csv
 import os
 import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _runs import train_or_resume
 
 ROOT = Path(__file__).parents[1]
 CONFIG = ROOT / "configs/mt_point_robot.yaml"
@@ -57,29 +56,6 @@ BUDGETS = (7500, 12500, 20000)  # env steps read off the scheduled evaluations; 
 
 def slug(method: str) -> str:
     return method.lower().replace(" ", "-").replace("_", "-")
-
-
-def gmtl(args: list[str]) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] gmtl {' '.join(args)}", flush=True)
-    done = subprocess.run([sys.executable, "-m", "gmtl_rl.cli", *args])
-    if done.returncode != 0:
-        raise SystemExit(f"gmtl {' '.join(args)} failed (exit {done.returncode})")
-
-
-def train_or_resume(run: Path, overrides: list[str]) -> float:
-    """Bring one run to its budget: reuse, resume or start it. Returns its seconds of
-    training in this call (0 for a reused run)."""
-    from gmtl_rl.run_dir import RunDir
-
-    start = time.perf_counter()
-    path = RunDir(run)
-    if path.path.is_dir():
-        if path.is_finished(path.read_config_mapping()):
-            return 0.0
-        gmtl(["resume", str(run)])
-    else:
-        gmtl(["train", str(CONFIG), *overrides, "--run-dir", str(run)])
-    return time.perf_counter() - start
 
 
 def interval(point) -> str:  # type: ignore[no-untyped-def]
@@ -180,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
             run = args.runs / f"{slug(method)}-s{seed}"
             runs[method].append(run)
             if not args.report_only:
-                wall = train_or_resume(run, [*METHODS[method], f"seed={seed}"])
+                wall = train_or_resume(run, CONFIG, [*METHODS[method], f"seed={seed}"])
                 if wall > 0:  # the load says whether the run had its core to itself
                     print(f"{run.name}: {wall:.0f} s, load {os.getloadavg()[0]:.2f}", flush=True)
     report(runs, args.out)

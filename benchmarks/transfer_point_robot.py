@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import subprocess
-import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from _runs import gmtl, train_or_resume
 
 ROOT = Path(__file__).parents[1]
 CONFIG = ROOT / "configs/oracle_point_robot.yaml"
@@ -38,25 +36,6 @@ NEW_GOALS = [
     "env.goal_draw=seeded", "env.split_seed=11", "env.n_train=5", "env.n_test=5",
     "eval.split=train",  # the new goals are this run's train goals
 ]  # fmt: skip
-
-
-def gmtl(args: list[str]) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] gmtl {' '.join(args)}", flush=True)
-    done = subprocess.run([sys.executable, "-m", "gmtl_rl.cli", *args])
-    if done.returncode != 0:
-        raise SystemExit(f"gmtl {' '.join(args)} failed (exit {done.returncode})")
-
-
-def train(run: Path, overrides: list[str]) -> None:
-    from gmtl_rl.run_dir import RunDir
-
-    path = RunDir(run)
-    if path.path.is_dir() and path.is_finished(path.read_config_mapping()):
-        return
-    if path.path.is_dir():
-        gmtl(["resume", str(run)])
-    else:
-        gmtl(["train", str(CONFIG), *overrides, "--run-dir", str(run)])
 
 
 def evaluations(run: Path) -> dict[int, tuple[float, float]]:
@@ -84,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     source = args.source or args.runs / "pretrain-s0"
     if args.source is None:
         overrides = [f"total_steps={args.pretrain_steps}", "seed=0", "experiment=transfer-source"]
-        train(source, overrides)
+        train_or_resume(source, CONFIG, overrides)
     budget = [f"total_steps={args.steps}", "eval.every_steps=500", "checkpoint.every_steps=0"]
     arms = {"scratch": [], "pretrained": [f"init_from={source}"]}
     curves: dict[str, dict[int, list[tuple[float, float]]]] = {}
@@ -92,7 +71,8 @@ def main(argv: list[str] | None = None) -> None:
         curves[arm] = defaultdict(list)
         for seed in args.seeds:
             run = args.runs / f"{arm}-s{seed}"
-            train(run, [*NEW_GOALS, *budget, *extra, f"seed={seed}", f"experiment=transfer-{arm}"])
+            overrides = [*NEW_GOALS, *budget, *extra, f"seed={seed}", f"experiment=transfer-{arm}"]
+            train_or_resume(run, CONFIG, overrides)
             for step, value in evaluations(run).items():
                 curves[arm][step].append(value)
 

@@ -288,8 +288,9 @@ def test_env_specs_carry_meta_worlds_class_names_and_none_for_numbered_classes()
     from gmtl_rl.resources import env_spec_of
 
     mt10 = make("metaworld/MT10")
-    assert env_spec_of(mt10).task_class_names == tuple(mt10.task_class_names())
-    assert env_spec_of(mt10).task_class_names[0] == "reach-v3"
+    names = env_spec_of(mt10).task_class_names
+    assert names == tuple(mt10.task_class_names())
+    assert names is not None and names[0] == "reach-v3"
     point = make("point-robot")
     assert env_spec_of(point).task_class_names is None  # classes are only numbers there
 

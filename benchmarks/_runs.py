@@ -1,0 +1,46 @@
+"""The benchmarks' one way to run the CLI: each run is a run directory that a benchmark reuses
+when finished, resumes when stopped (a session ended, a checkpoint was left) and starts
+otherwise, so rerunning a benchmark's command continues it.
+
+Imported by the scripts next to it (`python benchmarks/x.py` puts this folder on sys.path).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def gmtl(args: Sequence[str]) -> None:
+    """`gmtl ARGS` in a child process, echoed with the time; a failure stops the benchmark."""
+    print(f"[{time.strftime('%H:%M:%S')}] gmtl {' '.join(args)}", flush=True)
+    done = subprocess.run([sys.executable, "-m", "gmtl_rl.cli", *args])
+    if done.returncode != 0:
+        raise SystemExit(f"gmtl {' '.join(args)} failed (exit {done.returncode})")
+
+
+def train_or_resume(
+    run: Path, config: Path, overrides: Sequence[str], total_steps: int | None = None
+) -> float:
+    """Bring one run to its budget: reuse it, resume it or start it from `config` with
+    `overrides`. `total_steps`, when given, is the budget (it may differ from the one the run
+    was started with: a resume extends the run to it). Returns the seconds this call spent
+    (0 for a reused run)."""
+    from gmtl_rl.run_dir import RunDir
+
+    start = time.perf_counter()
+    budget = [] if total_steps is None else [f"total_steps={total_steps}"]
+    path = RunDir(run)
+    if path.path.is_dir():
+        saved = path.read_config_mapping()
+        if total_steps is not None:
+            saved = {**saved, "total_steps": total_steps}
+        if path.is_finished(saved):
+            return 0.0
+        gmtl(["resume", str(run), *budget])
+    else:
+        gmtl(["train", str(config), *overrides, *budget, "--run-dir", str(run)])
+    return time.perf_counter() - start
