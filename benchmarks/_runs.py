@@ -7,6 +7,7 @@ Imported by the scripts next to it (`python benchmarks/x.py` puts this folder on
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -44,3 +45,27 @@ def train_or_resume(
     else:
         gmtl(["train", str(config), *overrides, *budget, "--run-dir", str(run)])
     return time.perf_counter() - start
+
+
+# What a finished run's results are, without its checkpoints, TensorBoard logs and images:
+# small enough to keep in the repository, which outlives the sessions' run directories.
+RECORD_FILES = (
+    "config.yaml",
+    "tasks.json",
+    "versions.json",
+    "metrics.csv",
+    "init_from.json",
+    "eval/adaptation.csv",
+    "eval/summary.json",
+)
+
+
+def keep_record(run: Path, record: Path) -> Path:
+    """Copy `run`'s result files (RECORD_FILES, where present) to `record`, a directory that
+    reads as the run for the report (`RunDir(record)`: config, final evaluation, metrics)."""
+    for name in RECORD_FILES:
+        source = run / name
+        if source.is_file():
+            (record / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, record / name)
+    return record

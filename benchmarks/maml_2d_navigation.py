@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -48,12 +49,15 @@ from gmtl_rl.core.records import EnvSpec
 from gmtl_rl.envs.navigation_2d import Navigation2D, Navigation2DEnv
 from gmtl_rl.envs.registry import families, register_family
 from gmtl_rl.envs.task import Task
-from gmtl_rl.evaluation.adaptation import AdaptationRow, read_csv, run_adaptation
+from gmtl_rl.evaluation.adaptation import AdaptationRow, read_csv, run_adaptation, summarize
+from gmtl_rl.evaluation.adaptation import write_csv as write_adaptation_csv
 
 ROOT = Path(__file__).parents[1]
 CONFIG = ROOT / "configs" / "maml_2d_navigation.yaml"
+RECORDS = ROOT / "docs" / "records" / "maml_2d_navigation"  # the seeds' records (--aggregate)
 AUTHORS_ITERATIONS = 100  # maml_trpo_point.py L54 and trpo_point.py L33: n_itr=100
 EVAL_STEPS = 3
+STEP_NAMES = [f"{k} step{'' if k == 1 else 's'}" for k in range(EVAL_STEPS + 1)]
 TOLERANCE = 0.15  # the issue's bar: MAML's returns after 1-3 steps within 15% of the paper's
 # icml/icml_point_results_{maml,sens0,random,oracle}.pkl: mean over the 40 goals after k steps.
 PUBLISHED: dict[str, tuple[float, ...]] = {
@@ -101,6 +105,7 @@ if Navigation2DOracle.name not in families():
 class RowResult:
     agent: str
     points: list[InnerStepPoint]
+    goal_rows: list[AdaptationRow]  # per test goal and inner step: `goal_means`
     iterations: int
     env_steps: int
     train_seconds: float
@@ -160,7 +165,8 @@ def train_row(name: str, config: RunConfig, runs: Path, eval_episodes: int) -> R
     updates, per_iteration = _iteration_time(run)
     steps = int(float(_last(run / "metrics.csv", "step")))
     points = adaptation_by_inner_step(rows, eval_episodes)
-    return RowResult(name, points, updates, steps, seconds, per_iteration)
+    goals = goal_means(name, config.seed, rows, eval_episodes)
+    return RowResult(name, points, goals, updates, steps, seconds, per_iteration)
 
 
 def _last(path: Path, column: str) -> str:
@@ -182,7 +188,33 @@ def random_row(config: RunConfig, seed: int, eval_episodes: int) -> RowResult:
             agent, distribution, tasks, config.eval.episodes, n_envs=len(tasks), seed=seed,
             deterministic=False, run="random", run_seed=seed,
         )  # fmt: skip
-    return RowResult("random", adaptation_by_inner_step(rows, eval_episodes), 0, 0, 0.0, 0.0)
+    points = adaptation_by_inner_step(rows, eval_episodes)
+    goals = goal_means("random", seed, rows, eval_episodes)
+    return RowResult("random", points, goals, 0, 0, 0.0, 0.0)
+
+
+def goal_means(
+    agent: str, seed: int, rows: list[AdaptationRow], episodes_per_step: int
+) -> list[AdaptationRow]:
+    """A seed's record: per test goal, the mean over the episodes sampled after k inner steps,
+    as one adaptation row with `episode` = k + 1 (what `summarize` pools over seeds)."""
+    blocks: dict[tuple[int, int], list[AdaptationRow]] = {}
+    for r in rows:
+        blocks.setdefault((r.task, (r.episode - 1) // episodes_per_step), []).append(r)
+    return [
+        AdaptationRow(
+            run=agent,
+            seed=seed,
+            task=task,
+            task_index=group[0].task_index,
+            repeat=0,
+            episode=k + 1,
+            episode_return=float(np.mean([r.episode_return for r in group])),
+            success=float(np.mean([r.success for r in group])),
+            length=round(float(np.mean([r.length for r in group]))),
+        )
+        for (task, k), group in sorted(blocks.items())
+    ]
 
 
 # -- the report ----------------------------------------------------------------------------
@@ -231,7 +263,7 @@ def plot(results: list[RowResult], path: Path, episodes_per_step: int) -> None:
 
 def report(results: list[RowResult], args: argparse.Namespace, command: str) -> str:
     e = args.eval_episodes
-    header = "| agent | " + " | ".join(f"{k} steps" for k in range(EVAL_STEPS + 1)) + " |"
+    header = "| agent | " + " | ".join(STEP_NAMES) + " |"
     lines = [
         "# MAML 2-D navigation: the paper's table, reproduced",
         "",
@@ -290,6 +322,176 @@ def report(results: list[RowResult], args: argparse.Namespace, command: str) -> 
     return "\n".join(lines)
 
 
+# -- the seeds' records and the table over seeds ----------------------------------------------
+def write_record(results: list[RowResult], records: Path, seed: int, command: str) -> None:
+    """`<records>/seed<S>.csv` (per goal and inner step, every row) and `seed<S>.json` (the
+    training budget and time of each row): what the table over seeds is built from, kept in
+    the repository because run directories do not outlive a session."""
+    write_adaptation_csv([g for r in results for g in r.goal_rows], records / f"seed{seed}.csv")
+    info = {
+        "seed": seed,
+        "command": command,
+        "date": time.strftime("%Y-%m-%d"),
+        "rows": {
+            r.agent: {
+                "iterations": r.iterations,
+                "env_steps": r.env_steps,
+                "train_seconds": round(r.train_seconds, 1),
+                "seconds_per_iteration": round(r.seconds_per_iteration, 2),
+            }
+            for r in results
+        },
+    }
+    (records / f"seed{seed}.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+def rebuild_record(runs: Path, args: argparse.Namespace) -> list[RowResult]:
+    """The rows of a seed that was trained already (`runs` holds its maml/, pretrained/ and
+    oracle/ run directories): read back, and the random row evaluated again (seeded: the same
+    numbers)."""
+    built = configs(args)
+    e = args.eval_episodes
+    results = []
+    for name in ("MAML", "pretrained", "oracle"):
+        run = runs / name.lower()
+        rows = read_csv(run / "eval" / "adaptation.csv")
+        updates, per_iteration = _iteration_time(run)
+        steps = int(float(_last(run / "metrics.csv", "step")))
+        seconds = float(per_iteration * updates)
+        points = adaptation_by_inner_step(rows, e)
+        goals = goal_means(name, args.seed, rows, e)
+        results.append(RowResult(name, points, goals, updates, steps, seconds, per_iteration))
+    results.insert(2, random_row(built["MAML"], args.seed, e))
+    return results
+
+
+AGENTS = ("MAML", "pretrained", "random", "oracle")
+
+
+def aggregate(records: Path, out: Path, command: str) -> str:
+    """The table over every seed recorded in `records`: per agent and inner step the mean over
+    seeds and goals with its 95% interval by `summarize`'s rule (goal strata, seeds
+    resampled), each seed's mean, and the paper's value."""
+    seeds = sorted(int(f.stem.removeprefix("seed")) for f in records.glob("seed*.csv"))
+    if not seeds:
+        raise SystemExit(f"{records}: no seed<S>.csv records (run a seed first)")
+    rows = [r for s in seeds for r in read_csv(records / f"seed{s}.csv")]
+    info = {s: json.loads((records / f"seed{s}.json").read_text()) for s in seeds}
+    by_agent = {a: [r for r in rows if r.run == a] for a in AGENTS}
+    summaries = {a: summarize(g) for a, g in by_agent.items() if g}
+    per_seed = {
+        (a, s, k): float(np.mean([r.episode_return for r in g if r.seed == s and r.episode == k]))
+        for a, g in by_agent.items()
+        for s in seeds
+        for k in sorted({r.episode for r in g})
+    }
+    header = "| agent | " + " | ".join(STEP_NAMES) + " |"
+    lines = [
+        "# MAML 2-D navigation: the paper's table, reproduced",
+        "",
+        "Written by `benchmarks/maml_2d_navigation.py --aggregate` from the seeds' records in "
+        f"`{records.relative_to(ROOT) if records.is_relative_to(ROOT) else records}` "
+        "(see the script's docstring and docs/maml.md).",
+        "",
+        f"Seeds: {', '.join(map(str, seeds))}. Each seed: `{info[seeds[0]]['command']}` "
+        "with its `--seed`.",
+        "",
+        f"Budget per seed: MAML {info[seeds[0]]['rows']['MAML']['iterations']} meta-iterations "
+        f"(the authors' {AUTHORS_ITERATIONS}; 20 tasks x (20 + 20) episodes each), pretrained the "
+        "same number of iterations (20 x 20 episodes, one Adam step), oracle "
+        f"{info[seeds[0]]['rows']['oracle']['iterations']} TRPO iterations (10 episodes). "
+        f"Evaluation: the authors' 40 test goals, {EVAL_STEPS} inner steps on 40 sampled "
+        "episodes each (step size 0.5, then 0.25).",
+        "",
+        "Average return after k inner steps: mean over seeds and goals [95% interval, goals as "
+        "strata, seeds resampled], then (the paper's value). `*`: within 15% of the paper.",
+        "",
+        header,
+        "|" + "---|" * (EVAL_STEPS + 2),
+    ]
+    checks = []
+    for agent, summary in summaries.items():
+        paper = PUBLISHED[agent]
+        cells = []
+        for k, point in enumerate(summary.episode_return):
+            low, high = point.mean_ci
+            ref = paper[k] if k < len(paper) else None
+            hit = ref is not None and k > 0 and within(point.mean, ref)
+            if agent == "MAML" and k > 0 and ref is not None:
+                checks.append(hit)
+            cell = f"{point.mean:.2f}{'*' if hit else ''} [{low:.2f}, {high:.2f}]"
+            cells.append(cell + (f" ({ref:.2f})" if ref is not None else ""))
+        lines.append(f"| {agent} | " + " | ".join(cells) + " |")
+    lines += ["", f"MAML within 15% of the paper at 1-3 steps: {sum(checks)} of {len(checks)}."]
+    lines += ["", "Each seed's mean over the 40 goals:", "", "| agent | seed | "
+              + " | ".join(STEP_NAMES) + " |",
+              "|" + "---|" * (EVAL_STEPS + 3)]  # fmt: skip
+    for agent, g in by_agent.items():
+        for s in seeds:
+            ks = sorted({r.episode for r in g})
+            values = " | ".join(f"{per_seed[(agent, s, k)]:.2f}" for k in ks)
+            lines.append(f"| {agent} | {s} | {values} |")
+    lines += ["", "| seed | date | MAML training | per meta-iteration | pretrained | oracle |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    for s in seeds:
+        rows_info = info[s]["rows"]
+        lines.append(
+            f"| {s} | {info[s]['date']} | {rows_info['MAML']['train_seconds']:.0f} s | "
+            f"{rows_info['MAML']['seconds_per_iteration']:.1f} s | "
+            f"{rows_info['pretrained']['train_seconds']:.0f} s | "
+            f"{rows_info['oracle']['train_seconds']:.0f} s |"
+        )
+    lines += ["", f"Command for this table: `{command}`", "",
+              "![adaptation](maml_2d_navigation.png)", ""]  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "maml_2d_navigation.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["agent", "inner_steps", "return", "low", "high", "success", "seeds",
+                         "published"])  # fmt: skip
+        for agent, summary in summaries.items():
+            pairs = zip(summary.episode_return, summary.success, strict=True)
+            for k, (point, succ) in enumerate(pairs):
+                paper = PUBLISHED[agent]
+                writer.writerow([agent, k, f"{point.mean:.4g}", f"{point.mean_ci[0]:.4g}",
+                                 f"{point.mean_ci[1]:.4g}", f"{succ.mean:.3g}", len(seeds),
+                                 paper[k] if k < len(paper) else ""])  # fmt: skip
+    plot_summaries(summaries, out / "maml_2d_navigation.png", len(seeds))
+    text = "\n".join(lines)
+    (out / "maml_2d_navigation.md").write_text(text)
+    return text
+
+
+def plot_summaries(summaries: dict[str, Any], path: Path, n_seeds: int) -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    colours = {"MAML": "tab:green", "pretrained": "tab:blue", "random": "black", "oracle": "red"}
+    for agent, summary in summaries.items():
+        points = summary.episode_return
+        y = np.array([p.mean for p in points])
+        low = np.array([p.mean_ci[0] for p in points])
+        high = np.array([p.mean_ci[1] for p in points])
+        colour = colours[agent]
+        if agent == "oracle":
+            ax.axhline(y[0], color=colour, label="oracle (ours)")
+            ax.axhline(PUBLISHED["oracle"][0], color=colour, ls=":", label="oracle (paper)")
+            continue
+        x = np.arange(len(points))
+        ax.errorbar(x, y, yerr=[y - low, high - y], color=colour, marker="o", capsize=3,
+                    label=f"{agent} (ours)")  # fmt: skip
+        ax.plot(range(len(PUBLISHED[agent])), PUBLISHED[agent], color=colour, ls=":",
+                marker="x", label=f"{agent} (paper)")  # fmt: skip
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_ylim(top=-1.0)
+    steps = range(EVAL_STEPS + 1)
+    ax.set_xticks(list(steps), [f"{k}\n({k * 40} episodes)" for k in steps])
+    ax.set_xlabel("inner policy-gradient steps (episodes they consumed)")
+    ax.set_ylabel("average return on the 40 test goals")
+    ax.set_title(f"2-D navigation (MAML, Finn et al. 2017): {n_seeds} seeds, 95% intervals")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=AUTHORS_ITERATIONS)
@@ -298,19 +500,40 @@ def main() -> None:
     parser.add_argument("--eval-goals", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "maml_2d_navigation")
-    parser.add_argument("--docs", type=Path, default=ROOT / "docs")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs",
+                        help="where a seed's own report goes (--aggregate: the table)")  # fmt: skip
+    parser.add_argument("--records", type=Path, default=None,
+                        help="where seed<S>.csv/.json go (default: none for a seed's run; "
+                        f"{RECORDS.relative_to(ROOT)} for --aggregate)")  # fmt: skip
+    parser.add_argument("--record-only", type=Path, metavar="RUNS", default=None,
+                        help="train nothing: write --seed's record from its run directories "
+                        "(RUNS/maml, RUNS/pretrained, RUNS/oracle)")  # fmt: skip
+    parser.add_argument("--aggregate", action="store_true",
+                        help="train nothing: the table over the seeds in --records")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
+    command = "python " + " ".join(sys.argv)
+    if args.aggregate:
+        print(aggregate(args.records or RECORDS, args.docs, command))
+        return
+    if args.record_only is not None:
+        if args.records is None:
+            raise SystemExit("--record-only needs --records DIR")
+        results = rebuild_record(args.record_only, args)
+        write_record(results, args.records, args.seed, command)
+        print(f"wrote {args.records}/seed{args.seed}.csv, .json")
+        return
     runs = args.runs / time.strftime("%Y%m%d-%H%M%S")
     built = configs(args)
     e = args.eval_episodes
     results = [train_row(name, built[name], runs, e) for name in ("MAML", "pretrained")]
     results.append(random_row(built["MAML"], args.seed, args.eval_episodes))
     results.append(train_row("oracle", built["oracle"], runs, args.eval_episodes))
+    if args.records is not None:
+        write_record(results, args.records, args.seed, command)
     args.docs.mkdir(parents=True, exist_ok=True)
     write_csv(results, args.docs / "maml_2d_navigation.csv")
     plot(results, args.docs / "maml_2d_navigation.png", args.eval_episodes)
-    command = "python " + " ".join(sys.argv)
     (args.docs / "maml_2d_navigation.md").write_text(report(results, args, command))
     print((args.docs / "maml_2d_navigation.md").read_text())
 

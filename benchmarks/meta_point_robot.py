@@ -36,7 +36,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from _runs import train_or_resume
+from _runs import keep_record, train_or_resume
 
 from gmtl_rl.evaluation.stats import CurvePoint
 
@@ -95,6 +95,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="holds <agent>_<family>.yaml (configs/smoke: a check)")  # fmt: skip
     parser.add_argument("--report-only", action="store_true", help="train nothing")
     parser.add_argument("--runs", type=Path, default=Path("runs/meta"))
+    parser.add_argument("--records", type=Path, default=ROOT / "docs" / "records",
+                        help="each finished run's results are copied to RECORDS/<family>/"
+                        "<agent>-s<seed> (run directories do not outlive a session); the "
+                        "report reads a run from there when its directory is gone")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args(argv)
 
@@ -117,17 +121,22 @@ def main(argv: list[str] | None = None) -> None:
     runs: dict[str, list[Path]] = {a: [] for a in args.agents}
     for agent in args.agents:
         for seed in args.seeds:
-            run = args.runs / args.family.replace("-", "_") / f"{agent}-s{seed}"
+            name = Path(args.family.replace("-", "_")) / f"{agent}-s{seed}"
+            run = args.runs / name
             if not args.report_only:
                 run = train_or_resume_agent(agent, seed, steps[agent], args)
             if RunDir(run).adaptation_csv.is_file():
-                runs[agent].append(run)
+                runs[agent].append(keep_record(run, args.records / name))
+            elif RunDir(args.records / name).adaptation_csv.is_file():
+                print(f"{run}: not here; its record {args.records / name} stands for it")
+                runs[agent].append(args.records / name)
             else:
                 print(f"{run}: no final evaluation yet; left out of the report")
 
     tag = args.family.replace("-", "_")
     args.out.mkdir(parents=True, exist_ok=True)
     exploration: dict[str, int] = {}
+    trained: dict[str, set[int]] = {a: set() for a in runs}  # env steps of the agent's runs
     with open(args.out / f"meta_{tag}.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["agent", "seed", "k", "return", "success", "env_steps", "wall_s"])
@@ -135,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
             for run in dirs:
                 summary = json.loads(RunDir(run).summary_json.read_text())
                 exploration[agent] = int(summary.get("exploration_episodes", 0))
+                trained[agent].add(int(summary["step"]))
                 wall = training_wall_s(RunDir(run).metrics)
                 rows = read_csv(RunDir(run).adaptation_csv)
                 for k in sorted({r.episode for r in rows}):
@@ -159,7 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     ]
     for agent, s in summaries.items():
         cells = " | ".join(fmt(p) for p in s.episode_return)
-        lines.append(f"| {agent} ({steps[agent]:,}, {len(learners[agent])}) | {cells} |")
+        budget = "/".join(f"{n:,}" for n in sorted(trained[agent]))
+        lines.append(f"| {agent} ({budget}, {len(learners[agent])}) | {cells} |")
     for label, ref in references.items():
         lines.append(f"| {label}: level over all k | {fmt(ref.episode_return)} |")
     table = "\n".join(lines)
