@@ -596,3 +596,49 @@ def test_varibad_learns_to_adapt_on_a_small_gridworld(tmp_path):
     assert len(rows) == 10, report
     assert last > first + 0.5, report
     assert last > no_memory + 0.5, report
+
+
+# -- RL² beside VariBAD on the gridworld ----------------------------------------------------
+# lmzintgraf/varibad @ VARIBAD_COMMIT, config/gridworld/args_grid_rl2.py: the defaults that our
+# RL² agent has a setting for (the rest configure varibad's encoder, which our RL² does not have;
+# configs/rl2_gridworld.yaml names those deviations).
+RL2_GRID: dict[str, Any] = {
+    "num_frames": 2e7, "max_rollouts_per_task": 4, "env_name": "GridNavi-v0",
+    "policy_layers": [32], "ppo_num_epochs": 2, "ppo_num_minibatch": 4, "ppo_clip_param": 0.05,
+    "lr_policy": 7e-4, "num_processes": 16, "policy_num_steps": 60,
+    "policy_value_loss_coef": 0.5, "policy_entropy_coef": 0.01, "policy_gamma": 0.95,
+    "policy_tau": 0.95, "policy_max_grad_norm": 0.5, "encoder_gru_hidden_size": 64, "seed": [73],
+}  # fmt: skip
+
+
+def test_rl2_gridworld_config_holds_varibads_rl2_values():
+    path = CONFIGS / "rl2_gridworld.yaml"
+    config = load_config(path)
+    agent = config.agent
+    header = path.read_text().split("\nexperiment:")[0]
+    assert VARIBAD_COMMIT in header.replace("#", "").replace("\n", "").replace(" ", "")
+    assert "args_grid_rl2.py" in header
+    horizon = 15  # GridNavi-v0's episode; policy_num_steps is one trial of 4 of them
+    ours = {
+        "num_frames": config.total_steps,
+        "max_rollouts_per_task": agent.episodes_per_trial,
+        "env_name": {"gridworld": "GridNavi-v0"}.get(config.env.name),
+        "policy_layers": agent.hidden,
+        "ppo_num_epochs": agent.epochs,
+        "ppo_num_minibatch": agent.minibatches,
+        "ppo_clip_param": agent.clip,
+        "lr_policy": agent.lr,
+        "num_processes": config.sampler.n_envs,
+        "policy_num_steps": agent.episodes_per_trial * horizon,
+        "policy_value_loss_coef": agent.value_coef,
+        "policy_entropy_coef": agent.entropy_coef,
+        "policy_gamma": agent.gamma,
+        "policy_tau": agent.gae_lambda,
+        "policy_max_grad_norm": agent.max_grad_norm,
+        "encoder_gru_hidden_size": agent.gru_hidden,
+        "seed": [config.seed],
+    }
+    assert agent.name == "rl2"
+    assert agent.trials_per_update == config.sampler.n_envs  # one trial per process per update
+    wrong = [f"{k}: ours {ours[k]!r}, varibad {v!r}" for k, v in RL2_GRID.items() if ours[k] != v]
+    assert not wrong, "; ".join(wrong)
