@@ -58,6 +58,11 @@ RECORDS = ROOT / "docs" / "records" / "maml_2d_navigation"  # the seeds' records
 AUTHORS_ITERATIONS = 100  # maml_trpo_point.py L54 and trpo_point.py L33: n_itr=100
 EVAL_STEPS = 3
 STEP_NAMES = [f"{k} step{'' if k == 1 else 's'}" for k in range(EVAL_STEPS + 1)]
+# test_maml_point.py's VPG batches: batch_size=4000 steps, gathered by rllab's VectorizedSampler
+# on batch_size / max_path_length = 40 envs in lockstep (sandbox/rocky/tf/samplers/
+# vectorized_sampler.py obtain_samples); AverageReturn is the mean over the completed paths.
+RLLAB_BATCH_STEPS = 4000
+RLLAB_ENVS = 40
 TOLERANCE = 0.15  # the issue's bar: MAML's returns after 1-3 steps within 15% of the paper's
 # icml/icml_point_results_{maml,sens0,random,oracle}.pkl: mean over the 40 goals after k steps.
 PUBLISHED: dict[str, tuple[float, ...]] = {
@@ -106,6 +111,7 @@ class RowResult:
     agent: str
     points: list[InnerStepPoint]
     goal_rows: list[AdaptationRow]  # per test goal and inner step: `goal_means`
+    rllab_returns: list[float]  # per inner step: `rllab_batch_returns`
     iterations: int
     env_steps: int
     train_seconds: float
@@ -166,7 +172,8 @@ def train_row(name: str, config: RunConfig, runs: Path, eval_episodes: int) -> R
     steps = int(float(_last(run / "metrics.csv", "step")))
     points = adaptation_by_inner_step(rows, eval_episodes)
     goals = goal_means(name, config.seed, rows, eval_episodes)
-    return RowResult(name, points, goals, updates, steps, seconds, per_iteration)
+    rllab = rllab_batch_returns(rows, eval_episodes, config.seed)
+    return RowResult(name, points, goals, rllab, updates, steps, seconds, per_iteration)
 
 
 def _last(path: Path, column: str) -> str:
@@ -190,7 +197,8 @@ def random_row(config: RunConfig, seed: int, eval_episodes: int) -> RowResult:
         )  # fmt: skip
     points = adaptation_by_inner_step(rows, eval_episodes)
     goals = goal_means("random", seed, rows, eval_episodes)
-    return RowResult("random", points, goals, 0, 0, 0.0, 0.0)
+    rllab = rllab_batch_returns(rows, eval_episodes, seed)
+    return RowResult("random", points, goals, rllab, 0, 0, 0.0, 0.0)
 
 
 def goal_means(
@@ -215,6 +223,46 @@ def goal_means(
         )
         for (task, k), group in sorted(blocks.items())
     ]
+
+
+def rllab_batch_mean(
+    lengths: np.ndarray, returns: np.ndarray, rng: np.random.Generator, sims: int = 200
+) -> float:
+    """The mean return of a batch as the authors' evaluation gathered it, for a policy whose
+    episodes are those given (length, return), drawn i.i.d.: RLLAB_ENVS envs step in lockstep,
+    each restarting when its episode ends; after every step the lengths of the completed paths
+    are summed, and at the first step where the sum reaches RLLAB_BATCH_STEPS the completed
+    paths are the batch (paths in progress are dropped). Episodes that end early at the goal
+    are short and good, so they fill more of such a batch than of one counted in episodes.
+    The mean over `sims` simulated batches."""
+    most = int(np.ceil((RLLAB_BATCH_STEPS / RLLAB_ENVS + lengths.max()) / lengths.min())) + 1
+    draws = rng.integers(len(lengths), size=(sims, RLLAB_ENVS, most))
+    length, ret = lengths[draws], returns[draws]
+    end = np.cumsum(length, axis=2).reshape(sims, -1)  # lockstep step at which each path ends
+    length, ret = length.reshape(sims, -1), ret.reshape(sims, -1)
+    order = np.argsort(end, axis=1, kind="stable")
+    collected = np.cumsum(np.take_along_axis(length, order, axis=1), axis=1)
+    first = np.argmax(collected >= RLLAB_BATCH_STEPS, axis=1)  # the path that fills the batch
+    stop = np.take_along_axis(end, order, axis=1)[np.arange(sims), first]
+    batch = end <= stop[:, None]  # every path completed by that step, ties included
+    return float(np.mean((ret * batch).sum(axis=1) / batch.sum(axis=1)))
+
+
+def rllab_batch_returns(
+    rows: list[AdaptationRow], episodes_per_step: int, seed: int
+) -> list[float]:
+    """Per inner step, the mean over test goals of `rllab_batch_mean` of that goal's episodes
+    after the step: what the authors' AverageReturn would read for this policy."""
+    rng = np.random.default_rng(seed)
+    blocks: dict[tuple[int, int], list[AdaptationRow]] = {}
+    for r in rows:
+        blocks.setdefault(((r.episode - 1) // episodes_per_step, r.task), []).append(r)
+    per_step: dict[int, list[float]] = {}
+    for (k, _task), group in sorted(blocks.items()):
+        lengths = np.array([r.length for r in group], dtype=np.int64)
+        returns = np.array([r.episode_return for r in group], dtype=np.float64)
+        per_step.setdefault(k, []).append(rllab_batch_mean(lengths, returns, rng))
+    return [float(np.mean(per_step[k])) for k in sorted(per_step)]
 
 
 # -- the report ----------------------------------------------------------------------------
@@ -338,6 +386,7 @@ def write_record(results: list[RowResult], records: Path, seed: int, command: st
                 "env_steps": r.env_steps,
                 "train_seconds": round(r.train_seconds, 1),
                 "seconds_per_iteration": round(r.seconds_per_iteration, 2),
+                "rllab_batch_return": [round(x, 4) for x in r.rllab_returns],
             }
             for r in results
         },
@@ -360,7 +409,10 @@ def rebuild_record(runs: Path, args: argparse.Namespace) -> list[RowResult]:
         seconds = float(per_iteration * updates)
         points = adaptation_by_inner_step(rows, e)
         goals = goal_means(name, args.seed, rows, e)
-        results.append(RowResult(name, points, goals, updates, steps, seconds, per_iteration))
+        rllab = rllab_batch_returns(rows, e, args.seed)
+        results.append(
+            RowResult(name, points, goals, rllab, updates, steps, seconds, per_iteration)
+        )
     results.insert(2, random_row(built["MAML"], args.seed, e))
     return results
 
@@ -393,8 +445,7 @@ def aggregate(records: Path, out: Path, command: str) -> str:
         f"`{records.relative_to(ROOT) if records.is_relative_to(ROOT) else records}` "
         "(see the script's docstring and docs/maml.md).",
         "",
-        f"Seeds: {', '.join(map(str, seeds))}. Each seed: `{info[seeds[0]]['command']}` "
-        "with its `--seed`.",
+        f"Seeds: {', '.join(map(str, seeds))}; each seed's command is in the last table.",
         "",
         f"Budget per seed: MAML {info[seeds[0]]['rows']['MAML']['iterations']} meta-iterations "
         f"(the authors' {AUTHORS_ITERATIONS}; 20 tasks x (20 + 20) episodes each), pretrained the "
@@ -423,6 +474,27 @@ def aggregate(records: Path, out: Path, command: str) -> str:
             cells.append(cell + (f" ({ref:.2f})" if ref is not None else ""))
         lines.append(f"| {agent} | " + " | ".join(cells) + " |")
     lines += ["", f"MAML within 15% of the paper at 1-3 steps: {sum(checks)} of {len(checks)}."]
+    lines += [
+        "",
+        "The same episodes averaged as the authors' evaluation batches average them "
+        f"(`rllab_batch_mean`: {RLLAB_BATCH_STEPS}-step batches gathered by {RLLAB_ENVS} envs "
+        "in lockstep, in-progress paths dropped, so paths that end early at the goal weigh "
+        "more), mean over seeds, then (the paper's value):",
+        "",
+        header,
+        "|" + "---|" * (EVAL_STEPS + 2),
+    ]
+    for agent in summaries:
+        kept = [info[s]["rows"][agent].get("rllab_batch_return") for s in seeds]
+        if not all(kept):
+            continue  # a record written before this column existed
+        means = np.mean(np.array(kept, dtype=np.float64), axis=0)
+        paper = PUBLISHED[agent]
+        cells = [
+            f"{m:.2f}" + (f" ({paper[k]:.2f})" if k < len(paper) else "")
+            for k, m in enumerate(means)
+        ]
+        lines.append(f"| {agent} | " + " | ".join(cells) + " |")
     lines += ["", "Each seed's mean over the 40 goals:", "", "| agent | seed | "
               + " | ".join(STEP_NAMES) + " |",
               "|" + "---|" * (EVAL_STEPS + 3)]  # fmt: skip
@@ -431,15 +503,15 @@ def aggregate(records: Path, out: Path, command: str) -> str:
             ks = sorted({r.episode for r in g})
             values = " | ".join(f"{per_seed[(agent, s, k)]:.2f}" for k in ks)
             lines.append(f"| {agent} | {s} | {values} |")
-    lines += ["", "| seed | date | MAML training | per meta-iteration | pretrained | oracle |",
-              "|---|---|---|---|---|---|"]  # fmt: skip
+    lines += ["", "| seed | date | MAML training | per meta-iteration | pretrained | oracle | "
+              "command |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for s in seeds:
         rows_info = info[s]["rows"]
         lines.append(
             f"| {s} | {info[s]['date']} | {rows_info['MAML']['train_seconds']:.0f} s | "
             f"{rows_info['MAML']['seconds_per_iteration']:.1f} s | "
             f"{rows_info['pretrained']['train_seconds']:.0f} s | "
-            f"{rows_info['oracle']['train_seconds']:.0f} s |"
+            f"{rows_info['oracle']['train_seconds']:.0f} s | `{info[s]['command']}` |"
         )
     lines += ["", f"Command for this table: `{command}`", "",
               "![adaptation](maml_2d_navigation.png)", ""]  # fmt: skip
