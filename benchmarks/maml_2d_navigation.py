@@ -495,6 +495,32 @@ def aggregate(records: Path, out: Path, command: str) -> str:
             for k, m in enumerate(means)
         ]
         lines.append(f"| {agent} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "How the goals spread (per goal: its mean over the seeds), MAML:",
+        "",
+        "| goals | " + " | ".join(STEP_NAMES) + " |",
+        "|" + "---|" * (EVAL_STEPS + 2),
+    ]
+    maml_rows = by_agent["MAML"]
+    goals = sorted({r.task for r in maml_rows})
+    per_goal = [
+        np.array(
+            [
+                np.mean([r.episode_return for r in maml_rows if r.episode == k and r.task == g])
+                for g in goals
+            ]
+        )
+        for k in sorted({r.episode for r in maml_rows})
+    ]
+    spreads = (
+        ("median", np.median),
+        ("best 75%: mean", _best_three_quarters),
+        ("worst 25%: mean", _worst_quarter),
+    )
+    for label, stat in spreads:
+        spread = " | ".join(f"{stat(v):.2f}" for v in per_goal)
+        lines.append(f"| {label} | {spread} |")
     lines += ["", "Each seed's mean over the 40 goals:", "", "| agent | seed | "
               + " | ".join(STEP_NAMES) + " |",
               "|" + "---|" * (EVAL_STEPS + 3)]  # fmt: skip
@@ -531,6 +557,16 @@ def aggregate(records: Path, out: Path, command: str) -> str:
     text = "\n".join(lines)
     (out / "maml_2d_navigation.md").write_text(text)
     return text
+
+
+def _best_three_quarters(values: np.ndarray) -> float:
+    ranked = np.sort(values)[::-1]  # returns: higher is better
+    return float(ranked[: int(np.ceil(0.75 * len(ranked)))].mean())
+
+
+def _worst_quarter(values: np.ndarray) -> float:
+    ranked = np.sort(values)
+    return float(ranked[: max(len(ranked) // 4, 1)].mean())
 
 
 def plot_summaries(summaries: dict[str, Any], path: Path, n_seeds: int) -> None:
