@@ -18,7 +18,10 @@ with PEARL's protocol (a test holds them equal), so each run's own final evaluat
 
 A run directory that holds a finished run is reused; one with a checkpoint is resumed with
 `gmtl resume` (a session that ended mid-run loses nothing but the steps since its last
-checkpoint); the script can be stopped and started again at any point.
+checkpoint); the script can be stopped and started again at any point. A finished run's
+results (config, metrics, final evaluation; no checkpoints) are copied to
+`<records>/<family>/<agent>-s<seed>` (default docs/records/), and the report reads a run from
+there when its directory is gone: run directories do not outlive a working session here.
 
 Writes `<out>/meta_<family>.csv` (agent, seed, k, mean return and success over the test goals,
 env steps, seconds of training summed over the run's attempts), `<out>/meta_<family>.md` (the table:
