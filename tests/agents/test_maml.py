@@ -559,3 +559,50 @@ def test_maml_adapts_on_held_out_2d_navigation_goals(tmp_path):
     report = f"{points}; non-adaptive bound {bound:.2f}"
     assert gain[0] > 0, report
     assert over_bound[0] > 0, report
+
+
+# -- the benchmark's model of the authors' evaluation batches -----------------------------------
+def _benchmark() -> Any:
+    import importlib.util
+
+    root = Path(__file__).parents[2]
+    spec = importlib.util.spec_from_file_location(
+        "maml_2d_navigation_benchmark", root / "benchmarks" / "maml_2d_navigation.py"
+    )
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses resolve their module by name
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def _lockstep_batch_mean(lengths, returns, rng, envs=40, budget=4000):  # type: ignore[no-untyped-def]
+    """rllab's VectorizedSampler.obtain_samples written out as its loop: `envs` envs step
+    together, a finished path adds its length to n_samples and its env starts another; the
+    loop stops once n_samples >= budget; paths in progress are dropped."""
+    n, got = 0, []
+    current = rng.integers(len(lengths), size=envs)
+    left = lengths[current].copy()
+    while n < budget:
+        left -= 1
+        for i in np.flatnonzero(left == 0):
+            n += lengths[current[i]]
+            got.append(returns[current[i]])
+            current[i] = rng.integers(len(lengths))
+            left[i] = lengths[current[i]]
+    return float(np.mean(got))
+
+
+def test_rllab_batch_mean_follows_the_authors_sampler_loop():
+    bench = _benchmark()
+    rng = np.random.default_rng(0)
+    # One kind of episode: every batch is 40 whole paths of it.
+    assert bench.rllab_batch_mean(np.full(5, 100), np.full(5, -7.0), rng) == -7.0
+    # Half end early at the goal (10 steps, return 0), half run out (100 steps, return -10):
+    # counted by episodes the mean is -5; a 4000-step batch holds more of the short ones.
+    lengths = np.array([10] * 20 + [100] * 20)
+    returns = np.array([0.0] * 20 + [-10.0] * 20)
+    vectorised = bench.rllab_batch_mean(lengths, returns, rng, sims=2000)
+    loop = np.mean([_lockstep_batch_mean(lengths, returns, rng) for _ in range(300)])
+    assert vectorised > -4.5
+    assert abs(vectorised - loop) < 0.1
