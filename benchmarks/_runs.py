@@ -69,3 +69,18 @@ def keep_record(run: Path, record: Path) -> Path:
             (record / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, record / name)
     return record
+
+
+def finished_or_record(run: Path, record: Path) -> Path | None:
+    """The directory a report reads for one run: the run itself when its final evaluation is
+    there (its record refreshed on the way), else its record from an earlier session, else
+    None (said on stdout: the run is left out of the report)."""
+    from gmtl_rl.run_dir import RunDir
+
+    if RunDir(run).adaptation_csv.is_file():
+        return keep_record(run, record)
+    if RunDir(record).adaptation_csv.is_file():
+        print(f"{run}: not here; its record {record} stands for it")
+        return record
+    print(f"{run}: no final evaluation yet; left out of the report")
+    return None

@@ -281,34 +281,6 @@ def write_csv(results: list[RowResult], path: Path) -> None:
                 writer.writerow([r.agent, *asdict(p).values(), published])
 
 
-def plot(results: list[RowResult], path: Path, episodes_per_step: int) -> None:
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    colours = {"MAML": "tab:green", "pretrained": "tab:blue", "random": "black", "oracle": "red"}
-    for r in results:
-        x = [p.inner_steps for p in r.points]
-        y = [p.episode_return for p in r.points]
-        err = [1.96 * p.return_se for p in r.points]
-        colour = colours[r.agent]
-        if r.agent == "oracle":
-            ax.axhline(y[0], color=colour, label="oracle (ours)")
-            ax.axhline(PUBLISHED["oracle"][0], color=colour, ls=":", label="oracle (paper)")
-            continue
-        ax.errorbar(x, y, yerr=err, color=colour, marker="o", capsize=3, label=f"{r.agent} (ours)")
-        ax.plot(range(len(PUBLISHED[r.agent])), PUBLISHED[r.agent], color=colour, ls=":",
-                marker="x", label=f"{r.agent} (paper)")  # fmt: skip
-    ax.set_yscale("symlog", linthresh=1.0)
-    ax.set_ylim(top=-1.0)
-    steps = range(EVAL_STEPS + 1)
-    ax.set_xticks(list(steps), [f"{k}\n({k * episodes_per_step} episodes)" for k in steps])
-    ax.set_xlabel("inner policy-gradient steps (episodes they consumed)")
-    ax.set_ylabel("average return on the test goals")
-    ax.set_title("2-D navigation (MAML, Finn et al. 2017)")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def report(results: list[RowResult], args: argparse.Namespace, command: str) -> str:
     e = args.eval_episodes
     header = "| agent | " + " | ".join(STEP_NAMES) + " |"
@@ -593,7 +565,7 @@ def plot_summaries(summaries: dict[str, Any], path: Path, n_seeds: int) -> None:
     ax.set_xticks(list(steps), [f"{k}\n({k * 40} episodes)" for k in steps])
     ax.set_xlabel("inner policy-gradient steps (episodes they consumed)")
     ax.set_ylabel("average return on the 40 test goals")
-    ax.set_title(f"2-D navigation (MAML, Finn et al. 2017): {n_seeds} seeds, 95% intervals")
+    ax.set_title(f"2-D navigation (MAML, Finn et al. 2017): {n_seeds} seed(s), 95% intervals")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -641,7 +613,8 @@ def main() -> None:
         write_record(results, args.records, args.seed, command)
     args.docs.mkdir(parents=True, exist_ok=True)
     write_csv(results, args.docs / "maml_2d_navigation.csv")
-    plot(results, args.docs / "maml_2d_navigation.png", args.eval_episodes)
+    seed_summaries = {r.agent: summarize(r.goal_rows) for r in results}
+    plot_summaries(seed_summaries, args.docs / "maml_2d_navigation.png", 1)
     (args.docs / "maml_2d_navigation.md").write_text(report(results, args, command))
     print((args.docs / "maml_2d_navigation.md").read_text())
 

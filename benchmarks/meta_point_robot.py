@@ -39,7 +39,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from _runs import keep_record, train_or_resume
+from _runs import finished_or_record, train_or_resume
 
 from gmtl_rl.evaluation.stats import CurvePoint
 
@@ -128,13 +128,9 @@ def main(argv: list[str] | None = None) -> None:
             run = args.runs / name
             if not args.report_only:
                 run = train_or_resume_agent(agent, seed, steps[agent], args)
-            if RunDir(run).adaptation_csv.is_file():
-                runs[agent].append(keep_record(run, args.records / name))
-            elif RunDir(args.records / name).adaptation_csv.is_file():
-                print(f"{run}: not here; its record {args.records / name} stands for it")
-                runs[agent].append(args.records / name)
-            else:
-                print(f"{run}: no final evaluation yet; left out of the report")
+            kept = finished_or_record(run, args.records / name)
+            if kept is not None:
+                runs[agent].append(kept)
 
     tag = args.family.replace("-", "_")
     args.out.mkdir(parents=True, exist_ok=True)

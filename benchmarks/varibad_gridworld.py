@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _runs import keep_record, train_or_resume
+from _runs import finished_or_record, train_or_resume
 
 from gmtl_rl.evaluation.stats import CurvePoint
 
@@ -89,13 +89,9 @@ def main(argv: list[str] | None = None) -> None:
             plumbing = [f"seed={seed}", f"checkpoint.every_steps={every}", "checkpoint.keep=1"]
             config = ROOT / "configs" / "bayes_optimal_gridworld.yaml" if agent == BAYES else None
             train_or_resume(run, config or config_for(agent), plumbing, steps.get(agent))
-        if RunDir(run).adaptation_csv.is_file():
-            runs[agent].append(keep_record(run, args.records / name))
-        elif RunDir(args.records / name).adaptation_csv.is_file():
-            print(f"{run}: not here; its record {args.records / name} stands for it")
-            runs[agent].append(args.records / name)
-        else:
-            print(f"{run}: no final evaluation yet; left out of the report")
+        kept = finished_or_record(run, args.records / name)
+        if kept is not None:
+            runs[agent].append(kept)
 
     exact = solve(SIZE, HORIZON, EPISODES)
     oracle = float(oracle_return(SIZE, HORIZON))

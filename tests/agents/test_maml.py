@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from benchmark_modules import load_benchmark
 from trees import assert_tree_equal
 
 from gmtl_rl import checkpoint, envs, runner
@@ -562,20 +563,6 @@ def test_maml_adapts_on_held_out_2d_navigation_goals(tmp_path):
 
 
 # -- the benchmark's model of the authors' evaluation batches -----------------------------------
-def _benchmark() -> Any:
-    import importlib.util
-
-    root = Path(__file__).parents[2]
-    spec = importlib.util.spec_from_file_location(
-        "maml_2d_navigation_benchmark", root / "benchmarks" / "maml_2d_navigation.py"
-    )
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = bench  # its dataclasses resolve their module by name
-    spec.loader.exec_module(bench)
-    return bench
-
-
 def _lockstep_batch_mean(lengths, returns, rng, envs=40, budget=4000):  # type: ignore[no-untyped-def]
     """rllab's VectorizedSampler.obtain_samples written out as its loop: `envs` envs step
     together, a finished path adds its length to n_samples and its env starts another; the
@@ -594,7 +581,7 @@ def _lockstep_batch_mean(lengths, returns, rng, envs=40, budget=4000):  # type: 
 
 
 def test_rllab_batch_mean_follows_the_authors_sampler_loop():
-    bench = _benchmark()
+    bench = load_benchmark("maml_2d_navigation")
     rng = np.random.default_rng(0)
     # One kind of episode: every batch is 40 whole paths of it.
     assert bench.rllab_batch_mean(np.full(5, 100), np.full(5, -7.0), rng) == -7.0

@@ -3,7 +3,6 @@ errors, bit-exact resume."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from benchmark_modules import load_benchmark
 from trees import assert_tree_equal
 
 from gmtl_rl import checkpoint, envs
@@ -310,13 +310,7 @@ def test_rl2_adapts_on_held_out_goals(tmp_path):
     """benchmarks/rl2_point_robot.py's check at a reduced budget (minutes on 2 cores): on the
     test goals, RL²'s last episode of a trial beats its first, and beats SAC with the goal
     hidden (memoryless, so it cannot adapt), both by a 95% bootstrap interval above 0."""
-    spec = importlib.util.spec_from_file_location(
-        "rl2_benchmark", ROOT / "benchmarks" / "rl2_point_robot.py"
-    )
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = bench  # its dataclasses resolve their module by name
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("rl2_point_robot")
     result = bench.run("point-robot", steps=LEARNING_STEPS, runs=tmp_path)
     assert result.adaptation_gain.low > 0, bench.report(result)
     assert result.gain_over_sac.low > 0, bench.report(result)

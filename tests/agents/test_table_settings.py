@@ -8,13 +8,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from benchmark_modules import load_benchmark
 
 from gmtl_rl.agents.registry import parse_agent_config
 from gmtl_rl.config import load_config
@@ -91,14 +90,7 @@ TABULA: dict[str, dict[str, float]] = {
 
 
 def _load_rl2_tables() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "rl2_tables", ROOT / "benchmarks" / "rl2_tables.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("rl2_tables")
 
 
 @pytest.mark.parametrize("column", sorted(TABULA))
