@@ -127,3 +127,17 @@ def test_rl2_tables_rejects_a_malformed_setup(bad):
     tables = _load_rl2_tables()
     with pytest.raises(Exception, match="--setups"):
         tables.parse_setup(bad)
+
+
+@pytest.mark.parametrize("setup_key", ["bandit-n100-k50", "mdp-n25"])
+def test_rl2_overrides_put_the_setup_on_the_shipped_config(setup_key):
+    """`--train-rl2` trains each setup from the shipped config with its n (and k): the config
+    must load with them and hold them where the trial loop and the evaluator read them."""
+    tables = _load_rl2_tables()
+    setup = next(s for s in tables.setups(None, None) if s.key == setup_key)
+    config = load_config(tables.RL2_CONFIGS[setup.table], tables.rl2_overrides(setup))
+    assert config.agent.episodes_per_trial == setup.n
+    assert config.eval.episodes == setup.n
+    assert config.experiment == f"rl2-{setup_key}"
+    if setup.table == "bandit":
+        assert config.env.options.arms == setup.k
