@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
         "--checkpoint", metavar="step-N", help="evaluate this checkpoint (default: newest whole)"
     )
     e.add_argument(
+        "--stochastic",
+        action="store_true",
+        help="sample actions instead of the policy's mode (eval-<split>-k<K>-stochastic/)",
+    )
+    e.add_argument(
         "--protocol",
         choices=["adaptation", "metaworld"],
         default="adaptation",
@@ -270,6 +275,11 @@ def _eval(args: argparse.Namespace) -> int:
             raise UsageError(
                 "--split does not apply to --protocol metaworld (MT: train goals, ML: test goals)"
             )
+        if args.stochastic:
+            raise UsageError(
+                "--stochastic applies to --protocol adaptation; Meta-World's protocol follows "
+                "the run's eval.deterministic"
+            )
         outcome = runner.evaluate_metaworld(args.run_dir, args.episodes, args.checkpoint)
         print(f"evaluating {outcome.checkpoint}{'; ' + outcome.note if outcome.note else ''}")
         result = json.loads(outcome.out.read_text())
@@ -278,7 +288,9 @@ def _eval(args: argparse.Namespace) -> int:
             print(f"  {name:<28} {success:.3f}")
         print(f"wrote {outcome.out}")
         return 0
-    evaluated = runner.evaluate(args.run_dir, args.split, args.episodes, args.checkpoint)
+    evaluated = runner.evaluate(
+        args.run_dir, args.split, args.episodes, args.checkpoint, stochastic=args.stochastic
+    )
     out = evaluated.out
     print(f"evaluated {evaluated.checkpoint}{'; ' + evaluated.note if evaluated.note else ''}")
     print(

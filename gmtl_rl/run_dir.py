@@ -127,9 +127,11 @@ class RunDir:
         """The final evaluation of training (and of `gmtl eval` under the run's protocol)."""
         return self.path / "eval"
 
-    def eval_variant(self, split: str, episodes: int) -> Path:
-        """An offline evaluation under a protocol other than the run's."""
-        return self.path / f"eval-{split}-k{episodes}"
+    def eval_variant(self, split: str, episodes: int, deterministic: bool = True) -> Path:
+        """An offline evaluation under a protocol other than the run's (`-stochastic`: actions
+        sampled from the policy rather than its mode)."""
+        mode = "" if deterministic else "-stochastic"
+        return self.path / f"eval-{split}-k{episodes}{mode}"
 
     def eval_at_step(self, step: int) -> Path:
         """An offline evaluation of a run that another process is still training."""

@@ -141,10 +141,13 @@ def evaluate(
     split: str | None = None,
     episodes: int | None = None,
     checkpoint_name: str | None = None,
+    stochastic: bool = False,
 ) -> EvalOutcome:
     """Evaluate a run's latest whole checkpoint (or `checkpoint_name`): eval/, or
-    eval-<split>-k<K>/ under another protocol, or eval-step-N/ while another process trains
-    the run (its files are left alone)."""
+    eval-<split>-k<K>[-stochastic]/ under another protocol, or eval-step-N/ while another
+    process trains the run (its files are left alone). `stochastic` samples actions where the
+    run's protocol takes the policy's mode: a meta-learner that explores by sampling (RL²)
+    may need it."""
     path = RunDir(run_dir)
     path.require_run()
     overrides = []
@@ -152,6 +155,8 @@ def evaluate(
         overrides.append(f"eval.split={split}")
     if episodes is not None:
         overrides.append(f"eval.episodes={episodes}")
+    if stochastic:
+        overrides.append("eval.deterministic=false")
     run, config, note = open_for_evaluation(path, overrides, checkpoint_name)
     try:
         rows = run.adaptation_rows()
@@ -160,7 +165,7 @@ def evaluate(
     cfg = config.eval
     step = run.counters.env_steps
     if overrides:
-        out = path.eval_variant(cfg.split, cfg.episodes)
+        out = path.eval_variant(cfg.split, cfg.episodes, cfg.deterministic)
     elif path.writer() is not None or checkpoint_name is not None:
         out = path.eval_at_step(step)  # eval/ belongs to the run's own final evaluation
     else:

@@ -43,6 +43,25 @@ def test_eval_with_other_episode_count_writes_its_own_folder(trained):
     assert {line.split(",")[5] for line in table[1:]} == {"1", "2", "3"}
 
 
+def test_eval_stochastic_samples_actions_into_its_own_folder(trained):
+    """--stochastic scores sampled actions where the run's protocol takes the mode: its own
+    folder, and returns that differ from the deterministic evaluation of the same protocol."""
+    assert main(["eval", str(trained), "--episodes", "2"]) == 0
+    assert main(["eval", str(trained), "--episodes", "2", "--stochastic"]) == 0
+
+    def returns(folder: str) -> list[str]:
+        rows = (trained / folder / "adaptation.csv").read_text().splitlines()[1:]
+        return [row.split(",")[6] for row in rows]
+
+    assert len(returns("eval-test-k2-stochastic")) == len(returns("eval-test-k2")) > 0
+    assert returns("eval-test-k2-stochastic") != returns("eval-test-k2")
+
+
+def test_eval_stochastic_is_refused_for_metaworlds_protocol(trained, capsys):
+    assert main(["eval", str(trained), "--stochastic", "--protocol", "metaworld"]) == 2
+    assert "--stochastic applies to --protocol adaptation" in capsys.readouterr().err
+
+
 def test_plot_overlays_runs(trained, tmp_path):
     out = tmp_path / "curves.png"
     assert main(["plot", str(trained), str(trained), "--out", str(out), "--group-by", "run"]) == 0
