@@ -424,16 +424,24 @@ whatever the number of draws; how the paper's OTS differed is not published.
 --setups N[,K]` runs it with the setup's n and k, resumes a stopped run and keeps the finished
 run's results in docs/records/rl2_tables/<setup>/. A "—" in the RL² column means no run has
 finished for that setup yet. Bandits with n = 10 are within 3% of the
-paper. The MDP at n = 10 is not: 113.3 against 156.2, below greedy, after 5M env steps of
-`configs/rl2_tabular_mdp.yaml`. That miss is measured, not explained yet. What the run's own
-log showed (its metrics.csv; the run predates the records and its files are gone): it was
-still learning when the budget ended.
-The mean train return per episode went 9.8 (0.4M steps), 10.2 (1.5M), 10.7 (2.7M), 11.0
-(4.2M), 11.2-11.3 (4.6-5.0M); the scheduled evaluations of the last episode of a trial on the
-1000 held-out MDPs went 10.18 (1M), 10.99 (2M), 11.22 (3M), 11.70 (4M), 11.69 (5M), and the
-policy entropy fell from 1.52 to 0.56 nats over the run; the paper's 156.2 is 15.6 per episode.
-So at least part of the gap is budget, which a longer run will size; whether the GRU width,
-`reward_scale` 0.1 or λ 0.95 also hold it back is not yet tested.
+paper. The MDP at n = 10 is not: 109.9 [107.8, 112.0] against 156.2, below greedy, after 5M
+env steps of `configs/rl2_tabular_mdp.yaml` (rerun 2026-12-02 with `--train-rl2` on the slower
+VM, 1372 s; an earlier run on the faster VM gave 113.3). What was measured about that miss:
+- **Not the evaluation mode.** The table scores the policy's mode; sampling its actions
+  instead (`gmtl eval runs/rl2_tables/mdp-n10 --stochastic`) gives 109.1 [107.4, 110.9].
+- **A plateau from 2M on**, so more of the same is unlikely to close it. Its mean train return per episode (sampled actions) went
+  10.2 (0.5M), 9.9 (1M), 10.4 (1.5M), 10.8 (2M), then stayed at 10.8-10.95 to 5M; the
+  scheduled evaluations of the trial's last episode on the 1000 held-out MDPs went 10.32
+  (1M), 11.25 (2M), 10.96 (3M), 11.12 (4M), 11.29 (5M); the policy entropy fell from 1.59 to
+  0.56-0.80 nats. The paper's 156.2 is 15.6 per episode, greedy's 136.8 is 13.7.
+- **λ is not it either.** GAE λ 0.3 (the bandit config's; `agent.gae_lambda=0.3`, 5M) learns
+  faster at first (10.7 per episode at 0.5M, 11.0 at 1M) but its entropy collapses (0.09
+  nats at 1M, 0.04 at 2M) and it ends near the same level: 112.7 [110.9, 114.5] per trial at
+  5M (train return 11.5 per episode).
+So RL² here settles on a policy that uses little of what a trial teaches: about 1 per episode
+above random (10.0), where the baselines gain 3.7-5. Untested: the entropy bonus (0.01), the
+learning rate, the GRU width and a trust region (the paper's TRPO bounds each policy step,
+PPO's clip only softly).
 """
 
 
