@@ -429,11 +429,12 @@ env steps of `configs/rl2_tabular_mdp.yaml` (rerun 2026-12-02 with `--train-rl2`
 VM, 1372 s; an earlier run on the faster VM gave 113.3). What was measured about that miss:
 - **Not the evaluation mode.** The table scores the policy's mode; sampling its actions
   instead (`gmtl eval runs/rl2_tables/mdp-n10 --stochastic`) gives 109.1 [107.4, 110.9].
-- **A plateau from 2M on**, so more of the same is unlikely to close it. Its mean train return per episode (sampled actions) went
-  10.2 (0.5M), 9.9 (1M), 10.4 (1.5M), 10.8 (2M), then stayed at 10.8-10.95 to 5M; the
-  scheduled evaluations of the trial's last episode on the 1000 held-out MDPs went 10.32
-  (1M), 11.25 (2M), 10.96 (3M), 11.12 (4M), 11.29 (5M); the policy entropy fell from 1.59 to
-  0.56-0.80 nats. The paper's 156.2 is 15.6 per episode, greedy's 136.8 is 13.7.
+- **A plateau from 2M on**, so more of the same is unlikely to close it. Its mean train
+  return per episode (sampled actions) went 10.2 (0.5M), 9.9 (1M), 10.4 (1.5M), 10.8 (2M),
+  then stayed at 10.8-10.95 to 5M; the scheduled evaluations of the trial's last episode on
+  the 1000 held-out MDPs went 10.32 (1M), 11.25 (2M), 10.96 (3M), 11.12 (4M), 11.29 (5M);
+  the policy entropy fell from 1.59 to 0.56-0.80 nats. The paper's 156.2 is 15.6 per
+  episode, greedy's 136.8 is 13.7.
 - **λ is not it either.** GAE λ 0.3 (the bandit config's; `agent.gae_lambda=0.3`, 5M) learns
   faster at first (10.7 per episode at 0.5M, 11.0 at 1M) but its entropy collapses (0.09
   nats at 1M, 0.04 at 2M) and it ends near the same level: 112.7 [110.9, 114.5] per trial at
