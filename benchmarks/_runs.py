@@ -60,10 +60,11 @@ RECORD_FILES = (
 )
 
 
-def keep_record(run: Path, record: Path) -> Path:
-    """Copy `run`'s result files (RECORD_FILES, where present) to `record`, a directory that
-    reads as the run for the report (`RunDir(record)`: config, final evaluation, metrics)."""
-    for name in RECORD_FILES:
+def keep_record(run: Path, record: Path, files: Sequence[str] = RECORD_FILES) -> Path:
+    """Copy `run`'s result files (`files`, where present) to `record`, a directory that reads
+    as the run for the report (`RunDir(record)`: config, final evaluation, metrics). A
+    benchmark whose evaluations are too large to keep row by row passes its own `files`."""
+    for name in files:
         source = run / name
         if source.is_file():
             (record / name).parent.mkdir(parents=True, exist_ok=True)
@@ -71,15 +72,16 @@ def keep_record(run: Path, record: Path) -> Path:
     return record
 
 
-def finished_or_record(run: Path, record: Path) -> Path | None:
+def finished_or_record(run: Path, record: Path, files: Sequence[str] = RECORD_FILES) -> Path | None:
     """The directory a report reads for one run: the run itself when its final evaluation is
     there (its record refreshed on the way), else its record from an earlier session, else
-    None (said on stdout: the run is left out of the report)."""
+    None (said on stdout: the run is left out of the report). A record counts when it holds
+    the final evaluation's summary (every record does; `files` may leave the csv out)."""
     from gmtl_rl.run_dir import RunDir
 
     if RunDir(run).adaptation_csv.is_file():
-        return keep_record(run, record)
-    if RunDir(record).adaptation_csv.is_file():
+        return keep_record(run, record, files)
+    if RunDir(record).summary_json.is_file():
         print(f"{run}: not here; its record {record} stands for it")
         return record
     print(f"{run}: no final evaluation yet; left out of the report")

@@ -23,9 +23,11 @@ per (setup, agent) and written to benchmarks/rl2_tables_tuned.yaml, which the ta
 RL²: `--train-rl2` trains one run per chosen setup (`configs/rl2_bandit.yaml` or
 `configs/rl2_tabular_mdp.yaml` with the setup's n and k: `rl2_overrides`) in
 `--rl2-runs DIR/<setup>/`, resuming a stopped one, and keeps its results in
-docs/records/rl2_tables/<setup>/ (benchmarks/_runs.keep_record). The table reads RL²'s cell
-from a finished run's final evaluation (eval/adaptation.csv), else from its record; a setup
-with neither keeps the cell rl2_tables.csv already holds, or shows "—".
+docs/records/rl2_tables/<setup>/ (benchmarks/_runs.keep_record). A record keeps each
+held-out instance's trial total (eval/trial_totals.csv) and the evaluation's summary rather
+than eval/adaptation.csv, one row per instance and episode: 500,000 rows (~30 MB) at n = 500.
+The table reads RL²'s cell from a finished run's final evaluation, else from its record; a
+setup with neither keeps the cell rl2_tables.csv already holds, or shows "—".
 """
 
 from __future__ import annotations
@@ -34,26 +36,30 @@ import argparse
 import csv
 import itertools
 import time
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
-from _runs import finished_or_record, train_or_resume
+from _runs import RECORD_FILES, finished_or_record, train_or_resume
 
 import gmtl_rl.agents  # noqa: F401  (registers the agents)
 from gmtl_rl.agents.registry import agent_spec, parse_agent_config
 from gmtl_rl.core.records import EnvSpec
 from gmtl_rl.envs import build
 from gmtl_rl.envs.task import Task, TaskDistribution
-from gmtl_rl.evaluation.adaptation import read_csv, run_adaptation
+from gmtl_rl.evaluation.adaptation import AdaptationRow, read_csv, run_adaptation
 from gmtl_rl.evaluation.stats import stratified_bootstrap_ci
 
 ROOT = Path(__file__).parents[1]
 TUNED = ROOT / "benchmarks" / "rl2_tables_tuned.yaml"
 RECORDS = ROOT / "docs" / "records" / "rl2_tables"
+TRIAL_TOTALS = "eval/trial_totals.csv"
+# A record's files: the run's, the per-instance trial totals in place of the per-episode rows.
+RL2_RECORD_FILES = (*(f for f in RECORD_FILES if f != "eval/adaptation.csv"), TRIAL_TOTALS)
 RL2_CONFIGS = {"bandit": ROOT / "configs" / "rl2_bandit.yaml",
                "mdp": ROOT / "configs" / "rl2_tabular_mdp.yaml"}  # fmt: skip
 
@@ -253,7 +259,9 @@ def train_rl2(chosen: list[Setup], runs: Path, records: Path, steps: int | None)
     for setup in chosen:
         run = runs / setup.key
         seconds = train_or_resume(run, RL2_CONFIGS[setup.table], rl2_overrides(setup), steps)
-        finished_or_record(run, records / setup.key)
+        if (run / "eval" / "adaptation.csv").is_file():
+            write_trial_totals(run)
+        finished_or_record(run, records / setup.key, RL2_RECORD_FILES)
         print(f"{setup.key}: RL² run {run} ({seconds:.0f} s in this call)", flush=True)
 
 
@@ -261,20 +269,37 @@ def rl2_dir(setup: Setup, runs: Path, records: Path) -> Path | None:
     """The finished run of a setup, else its record; None when neither exists (quietly: most
     setups have no RL² run, and the table says so with "—")."""
     run, record = runs / setup.key, records / setup.key
-    if any((d / "eval" / "adaptation.csv").is_file() for d in (run, record)):
-        return finished_or_record(run, record)
+    if (run / "eval" / "adaptation.csv").is_file():
+        write_trial_totals(run)
+        return finished_or_record(run, record, RL2_RECORD_FILES)
+    if (record / TRIAL_TOTALS).is_file():
+        return finished_or_record(run, record, RL2_RECORD_FILES)
     return None
 
 
-def rl2_totals(run: Path) -> np.ndarray:
+def mean_trial_totals(rows: Sequence[AdaptationRow]) -> dict[int, float]:
     """Each held-out instance's total reward of a trial, averaged over its trials."""
-    rows = read_csv(run / "eval" / "adaptation.csv")
-    tasks = sorted({r.task for r in rows})
     repeats = 1 + max(r.repeat for r in rows)
-    totals = dict.fromkeys(tasks, 0.0)
-    for r in rows:  # a task's total reward per trial, averaged over its trials
+    totals: dict[int, float] = defaultdict(float)
+    for r in rows:
         totals[r.task] += r.episode_return / repeats
-    return np.array([totals[t] for t in tasks])
+    return dict(sorted(totals.items()))
+
+
+def write_trial_totals(run: Path) -> Path:
+    """eval/trial_totals.csv (task, total) from the run's final eval/adaptation.csv."""
+    path = run / TRIAL_TOTALS
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["task", "total"])
+        writer.writerows(mean_trial_totals(read_csv(run / "eval" / "adaptation.csv")).items())
+    return path
+
+
+def rl2_totals(run: Path) -> np.ndarray:
+    """The instances' trial totals (eval/trial_totals.csv of a run or its record)."""
+    with (run / TRIAL_TOTALS).open(newline="") as f:
+        return np.array([float(r["total"]) for r in csv.DictReader(f)])
 
 
 def rl2_training(run: Path) -> dict[str, Any]:
@@ -493,19 +518,32 @@ def write(records: list[dict[str, Any]], out: Path) -> None:
     print(f"wrote {out / 'rl2_tables.md'} and {out / 'rl2_tables.csv'}")
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of env steps >= 1")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--search", action="store_true", help="grid-search on the train split")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--search", action="store_true", help="grid-search on the train split")
     parser.add_argument("--only", choices=["bandit", "mdp"])
     parser.add_argument("--setups", nargs="+", metavar="N,K", help="e.g. 10,5 100,50 (MDP: N)")
     parser.add_argument("--instances", type=int, default=1000, help="instances per evaluation")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
+    mode.add_argument(
         "--train-rl2",
         action="store_true",
         help="train (or resume) RL² on the chosen setups, then stop",
     )
-    parser.add_argument("--rl2-steps", type=int, help="RL² budget in env steps (default: config's)")
+    parser.add_argument(
+        "--rl2-steps", type=positive_int, help="RL² budget in env steps (default: config's)"
+    )
     parser.add_argument("--rl2-runs", type=Path, default=Path("runs/rl2_tables"))
     parser.add_argument(
         "--records",
@@ -526,6 +564,8 @@ def main() -> None:
             + " and MDPs "
             + " ".join(str(n) for n, _ in PAPER_MDP)
         )
+    if args.rl2_steps is not None and not args.train_rl2:
+        parser.error("--rl2-steps sets the budget of --train-rl2; add --train-rl2")
     if args.search:
         search(chosen, args.instances, args.seed)
     elif args.train_rl2:

@@ -8,15 +8,18 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pytest
 from benchmark_modules import load_benchmark
 
 from gmtl_rl.agents.registry import parse_agent_config
 from gmtl_rl.config import load_config
+from gmtl_rl.evaluation.adaptation import AdaptationRow, write_csv
 
 ROOT = Path(__file__).parents[2]
 
@@ -141,3 +144,51 @@ def test_rl2_overrides_put_the_setup_on_the_shipped_config(setup_key):
     assert config.experiment == f"rl2-{setup_key}"
     if setup.table == "bandit":
         assert config.env.options.arms == setup.k
+
+
+def test_an_rl2_record_keeps_trial_totals_not_the_per_episode_rows(tmp_path):
+    """A record must stay small at n = 500 (500,000 per-episode rows), so it keeps each
+    instance's trial total, averaged over its trials, and the table reads it once the run is
+    gone."""
+    tables = _load_rl2_tables()
+    setup = next(s for s in tables.setups(None, None) if s.key == "bandit-n10-k5")
+    runs, records = tmp_path / "runs", tmp_path / "records"
+    run = runs / setup.key
+    returns = {(0, 0): [1.0, 0.0], (0, 1): [1.0, 1.0], (1, 0): [0.0, 0.0], (1, 1): [0.0, 1.0]}
+    rows = [
+        AdaptationRow(setup.key, 0, task, task, repeat, k + 1, value, 0.0, 1)
+        for (task, repeat), episode_returns in returns.items()
+        for k, value in enumerate(episode_returns)
+    ]
+    write_csv(rows, run / "eval" / "adaptation.csv")
+    (run / "eval" / "summary.json").write_text("{}")
+    (run / "config.yaml").write_text("seed: 0\n")
+
+    record = records / setup.key
+    assert tables.rl2_dir(setup, runs, records) == record  # kept (refreshed) from the run
+    assert (record / "eval" / "trial_totals.csv").is_file()
+    assert not (record / "eval" / "adaptation.csv").exists()
+    np.testing.assert_allclose(tables.rl2_totals(run), [1.5, 0.5])
+
+    shutil.rmtree(run)
+    assert tables.rl2_dir(setup, runs, records) == record
+    np.testing.assert_allclose(tables.rl2_totals(record), [1.5, 0.5])
+    assert tables.rl2_dir(setup, runs, tmp_path / "no-records") is None
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--search", "--train-rl2"],
+        ["--train-rl2", "--rl2-steps", "0"],
+        ["--train-rl2", "--rl2-steps", "many"],
+        ["--rl2-steps", "1000"],
+    ],
+)
+def test_rl2_tables_refuses_contradictory_flags(argv, monkeypatch, capsys):
+    tables = _load_rl2_tables()
+    monkeypatch.setattr("sys.argv", ["rl2_tables.py", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        tables.main()
+    assert exit_info.value.code == 2
+    assert "error:" in capsys.readouterr().err
