@@ -454,7 +454,7 @@ env steps of `configs/rl2_tabular_mdp.yaml` (rerun 2026-12-02 with `--train-rl2`
 VM, 1372 s; an earlier run on the faster VM gave 113.3). What was measured about that miss:
 - **Not the evaluation mode.** The table scores the policy's mode; sampling its actions
   instead (`gmtl eval runs/rl2_tables/mdp-n10 --stochastic`) gives 109.1 [107.4, 110.9].
-- **A plateau from 2M on**, so more of the same is unlikely to close it. Its mean train
+- **A plateau from 2M on**, so more of the same batch is unlikely to close it. Its mean train
   return per episode (sampled actions) went 10.2 (0.5M), 9.9 (1M), 10.4 (1.5M), 10.8 (2M),
   then stayed at 10.8-10.95 to 5M; the scheduled evaluations of the trial's last episode on
   the 1000 held-out MDPs went 10.32 (1M), 11.25 (2M), 10.96 (3M), 11.12 (4M), 11.29 (5M);
@@ -464,10 +464,18 @@ VM, 1372 s; an earlier run on the faster VM gave 113.3). What was measured about
   faster at first (10.7 per episode at 0.5M, 11.0 at 1M) but its entropy collapses (0.09
   nats at 1M, 0.04 at 2M) and it ends near the same level: 112.7 [110.9, 114.5] per trial at
   5M (train return 11.5 per episode).
+- **What a public PPO reproduction did differently.** lucaslingle/pytorch_rl2_mdp_lstm
+  reports 174.2 at n = 10 (its README; the peak over training, same MDP family with μ drawn
+  per MDP) with 240,000 env steps per policy update, 19× our 12,800 (128 trials), γ 0.99 with
+  λ 0.3, PPO clip 0.1 and 8 epochs, AdamW (lr 2e-4, weight decay 0.01); its later `rl2`
+  repository uses separate policy and value GRUs of 256 with layer norm. Its budget is not
+  stated; its default allows 6000 such updates (1.4 billion env steps), against our 5M. The
+  batch and the budget are the likeliest cause; a run at that batch was not done here (at ~4k
+  env steps/s on these 2 cores, 100M env steps are ~7 h).
 So RL² here settles on a policy that uses little of what a trial teaches: about 1 per episode
-above random (10.0), where the baselines gain 3.7-5. Untested: the entropy bonus (0.01), the
-learning rate, the GRU width and a trust region (the paper's TRPO bounds each policy step,
-PPO's clip only softly).
+above random (10.0), where the baselines gain 3.7-5. Untested: the batch above, the entropy
+bonus (0.01), the learning rate, the GRU width and a trust region (the paper's TRPO bounds
+each policy step, PPO's clip only softly).
 """
 
 
