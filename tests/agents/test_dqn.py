@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from benchmark_modules import load_benchmark
 from torch import nn
 from trees import assert_tree_equal
 
@@ -287,3 +288,22 @@ def test_resumed_run_continues_the_epsilon_schedule_exactly(tmp_path):
     b = checkpoint.load_latest(split / "checkpoints").agent["agent"]
     assert a["updates"] == b["updates"] > 0 and a["env_steps"] == b["env_steps"] > 200
     assert_tree_equal(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [5, 15, 50])
+def test_bit_flip_curve_runs_the_shipped_configs_with_the_papers_cycle(n):
+    """benchmarks/her_bit_flip.py trains each n from the shipped configs: they must load with
+    its overrides, keep the paper's 40 updates per cycle of 16 episodes of n steps, and the
+    budget and schedules must be whole cycles."""
+    bench = load_benchmark("her_bit_flip")
+    cycle = 16 * n
+    for agent in bench.AGENTS:
+        config = load_config(
+            CONFIGS / f"{agent}_bit_flip.yaml", bench.overrides(n, seed=2, cycles_per_bit=40)
+        )
+        assert config.env.options.n_bits == n
+        assert config.seed == 2
+        assert config.agent.updates_per_step * cycle == pytest.approx(40)
+        assert config.sampler.n_envs == 16
+        assert config.eval.every_steps % cycle == 0
+    assert bench.budget(n, 40) == 40 * n * cycle

@@ -1,0 +1,181 @@
+"""HER's bit-flipping curve (Andrychowicz et al. 2017, Fig. 1): the success of DQN and DQN+HER
+on fresh goals against the number of bits n (issue 16). The paper: DQN alone fails beyond
+n ≈ 13, DQN+HER solves n up to 50 (a curve; no table).
+
+Run (from the repository root; one run at a time, each a normal `gmtl train` run):
+
+    python benchmarks/her_bit_flip.py                     # n = 5..50, 3 seeds, both agents
+    python benchmarks/her_bit_flip.py --bits 5 8 --seeds 0 --cycles-per-bit 2 \
+        --configs configs/smoke --runs /tmp/bf --records /tmp/bf/records --out /tmp/bf  # a check
+
+Each run is `configs/<agent>_bit_flip.yaml` (the paper's settings, held in its header) with the
+setup's n: `env.n_bits=n`, the paper's 40 optimisation steps per cycle of 16 episodes of n steps
+(`agent.updates_per_step = 40 / (16 n)`), and a budget of `--cycles-per-bit` × n cycles (40 × n by
+default: 144,000 env steps at n = 15, 1.6M at n = 50; the paper does not state its budget, and
+DI-engine's HER-DQN converges at 150k env steps for n = 15). Start and goal are uniform in every
+episode; success is reaching the goal at any step, greedy, on 100 fresh goals at the end of the
+run (and at each quarter of it).
+
+A finished run's results are copied to `<records>/bit_flip/<agent>-n<n>-s<seed>` (run
+directories do not outlive a session), and the report reads a run from there when its directory
+is gone; a stopped run is resumed. Writes `<out>/her_bit_flip.{md,csv,png}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from _runs import finished_or_record, train_or_resume
+
+ROOT = Path(__file__).parents[1]
+AGENTS = ("dqn_her", "dqn")
+LABELS = {"dqn_her": "DQN+HER", "dqn": "DQN"}
+BITS = (5, 10, 15, 20, 30, 40, 50)
+EPISODES_PER_CYCLE, UPDATES_PER_CYCLE = 16, 40  # the paper's cycle (one process here)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the curve: an agent at n bits, pooled over its seeds."""
+
+    agent: str
+    n_bits: int
+    seeds: int
+    env_steps: int
+    success: float
+    low: float
+    high: float
+
+
+def budget(n: int, cycles_per_bit: int) -> int:
+    """Env steps of `cycles_per_bit` × n cycles of 16 episodes of n steps."""
+    return cycles_per_bit * n * EPISODES_PER_CYCLE * n
+
+
+def overrides(n: int, seed: int, cycles_per_bit: int) -> list[str]:
+    """The setup's n on the shipped config, the paper's updates per env step, and a checkpoint
+    and an evaluation at each quarter of the budget (whole cycles)."""
+    cycles = cycles_per_bit * n
+    quarter = max(cycles // 4, 1) * EPISODES_PER_CYCLE * n
+    return [
+        f"seed={seed}",
+        f"experiment=bit-flip-n{n}",
+        f"env.n_bits={n}",
+        f"agent.updates_per_step={UPDATES_PER_CYCLE / (EPISODES_PER_CYCLE * n)!r}",
+        f"sampler.n_envs={EPISODES_PER_CYCLE}",
+        f"eval.every_steps={quarter}",
+        f"checkpoint.every_steps={quarter}",
+        "checkpoint.keep=1",
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--bits", type=int, nargs="+", default=list(BITS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--agents", nargs="+", choices=AGENTS, default=list(AGENTS))
+    parser.add_argument("--cycles-per-bit", type=int, default=40,
+                        help="budget: this × n cycles of 16 episodes (default 40)")  # fmt: skip
+    parser.add_argument("--configs", type=Path, default=ROOT / "configs",
+                        help="holds <agent>_bit_flip.yaml (configs/smoke: a check)")  # fmt: skip
+    parser.add_argument("--report-only", action="store_true", help="train nothing")
+    parser.add_argument("--runs", type=Path, default=Path("runs/her_bit_flip"))
+    parser.add_argument("--records", type=Path, default=ROOT / "docs" / "records")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    args = parser.parse_args(argv)
+    if min(args.bits) < 1 or args.cycles_per_bit < 1:
+        parser.error("--bits and --cycles-per-bit must be >= 1")
+
+    from gmtl_rl.config import read_yaml
+    from gmtl_rl.evaluation.adaptation import read_csv, summarize
+    from gmtl_rl.run_dir import RunDir
+
+    runs: dict[tuple[str, int], list[Path]] = {}
+    for agent in args.agents:
+        config = args.configs / f"{agent}_bit_flip.yaml"
+        if not config.is_file():
+            parser.error(f"--agents {agent}: no config {config}")
+        for n in args.bits:
+            for seed in args.seeds:
+                name = Path("bit_flip") / f"{agent}-n{n}-s{seed}"
+                run = args.runs / name
+                if not args.report_only:
+                    steps = budget(n, args.cycles_per_bit)
+                    seconds = train_or_resume(
+                        run, config, overrides(n, seed, args.cycles_per_bit), steps
+                    )
+                    print(f"{name}: {steps:,} env steps ({seconds:.0f} s in this call)")
+                kept = finished_or_record(run, args.records / name)
+                if kept is not None:
+                    runs.setdefault((agent, n), []).append(kept)
+
+    rows = []
+    for (agent, n), dirs in sorted(runs.items()):
+        point = summarize([r for d in dirs for r in read_csv(RunDir(d).adaptation_csv)]).success[0]
+        steps = max(int(read_yaml(RunDir(d).config)["total_steps"]) for d in dirs)
+        rows.append(Cell(agent, n, len(dirs), steps, point.mean, *point.mean_ci))
+    if not rows:
+        print("no finished run to report")
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    with open(args.out / "her_bit_flip.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in rows)
+
+    bits = sorted({r.n_bits for r in rows})
+    agents = [a for a in AGENTS if any(r.agent == a for r in rows)]
+    lines = [
+        "| n | env steps | " + " | ".join(f"{LABELS[a]} success" for a in agents) + " |",
+        "|---|---|" + "---|" * len(agents),
+    ]
+    for n in bits:
+        cells, steps = [], ""
+        for a in agents:
+            hit = [r for r in rows if r.agent == a and r.n_bits == n]
+            if not hit:
+                cells.append("—")
+                continue
+            r = hit[0]
+            steps = f"{r.env_steps:,}"
+            cells.append(f"{r.success:.2f} [{r.low:.2f}, {r.high:.2f}] ({r.seeds})")
+        lines.append(f"| {n} | {steps} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    command = "python " + " ".join(["benchmarks/her_bit_flip.py", *sys.argv[1:]])
+    (args.out / "her_bit_flip.md").write_text(
+        f"Written by `{command}`. Success on 100 fresh goals at the end of each run, mean over "
+        "seeds (their number in parentheses) with a 95% bootstrap interval.\n\n"
+        f"{table}\n\n![success against n](her_bit_flip.png)\n"
+    )
+    print(table)
+    plot(rows, agents, args.out / "her_bit_flip.png")
+
+
+def plot(rows: list[Cell], agents: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for agent in agents:
+        mine = sorted((r for r in rows if r.agent == agent), key=lambda r: r.n_bits)
+        n = [r.n_bits for r in mine]
+        ax.plot(n, [r.success for r in mine], marker="o", label=LABELS[agent])
+        ax.fill_between(n, [r.low for r in mine], [r.high for r in mine], alpha=0.2)
+    ax.set_xlabel("number of bits n")
+    ax.set_ylabel("success on fresh goals")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("bit flipping (HER, Fig. 1): success at the end of training")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
