@@ -256,9 +256,14 @@ def rl2_overrides(setup: Setup) -> list[str]:
 def train_rl2(chosen: list[Setup], runs: Path, records: Path, steps: int | None) -> None:
     """Bring each setup's RL² run to its budget (the config's, or `steps`), one after the
     other, and keep its record. Rerunning continues where a session stopped."""
+    # A budget other than the config's gets ten evaluations and checkpoints over its length.
+    schedule = [] if steps is None else [
+        f"eval.every_steps={max(steps // 10, 1)}", f"checkpoint.every_steps={max(steps // 10, 1)}"
+    ]  # fmt: skip
     for setup in chosen:
         run = runs / setup.key
-        seconds = train_or_resume(run, RL2_CONFIGS[setup.table], rl2_overrides(setup), steps)
+        overrides = [*rl2_overrides(setup), *schedule]
+        seconds = train_or_resume(run, RL2_CONFIGS[setup.table], overrides, steps)
         if (run / "eval" / "adaptation.csv").is_file():
             write_trial_totals(run)
         finished_or_record(run, records / setup.key, RL2_RECORD_FILES)
