@@ -23,13 +23,17 @@ def gmtl(args: Sequence[str]) -> None:
         raise SystemExit(f"gmtl {' '.join(args)} failed (exit {done.returncode})")
 
 
+RESUMABLE = ("eval.", "checkpoint.", "logging.")  # what `gmtl resume` lets an override change
+
+
 def train_or_resume(
     run: Path, config: Path, overrides: Sequence[str], total_steps: int | None = None
 ) -> float:
     """Bring one run to its budget: reuse it, resume it or start it from `config` with
     `overrides`. `total_steps`, when given, is the budget (it may differ from the one the run
-    was started with: a resume extends the run to it). Returns the seconds this call spent
-    (0 for a reused run)."""
+    was started with: a resume extends the run to it). A resume gets those of `overrides` a
+    resume may change (the evaluation, checkpoint and logging schedules); the rest of a run's
+    config is fixed when it starts. Returns the seconds this call spent (0 for a reused run)."""
     from gmtl_rl.run_dir import RunDir
 
     start = time.perf_counter()
@@ -41,7 +45,8 @@ def train_or_resume(
             saved = {**saved, "total_steps": total_steps}
         if path.is_finished(saved):
             return 0.0
-        gmtl(["resume", str(run), *budget])
+        schedules = [o for o in overrides if o.split("=", 1)[0].startswith(RESUMABLE)]
+        gmtl(["resume", str(run), *schedules, *budget])
     else:
         gmtl(["train", str(config), *overrides, *budget, "--run-dir", str(run)])
     return time.perf_counter() - start
@@ -73,16 +78,19 @@ def keep_record(run: Path, record: Path, files: Sequence[str] = RECORD_FILES) ->
 
 
 def finished_or_record(run: Path, record: Path, files: Sequence[str] = RECORD_FILES) -> Path | None:
-    """The directory a report reads for one run: the run itself when its final evaluation is
-    there (its record refreshed on the way), else its record from an earlier session, else
-    None (said on stdout: the run is left out of the report). A record counts when it holds
-    the final evaluation's summary (every record does; `files` may leave the csv out)."""
+    """The directory a report reads for one run: the run's record, refreshed from the run when
+    the run has finished its budget (`RunDir.is_finished`: a run extended by a resume is not
+    finished until its new final evaluation is written, whatever an older one left in eval/);
+    else its record from an earlier session, when that holds every eval/ file of `files`;
+    else None (said on stdout: the run is left out of the report)."""
     from gmtl_rl.run_dir import RunDir
 
-    if RunDir(run).adaptation_csv.is_file():
+    if RunDir(run).is_finished():
         return keep_record(run, record, files)
-    if RunDir(record).summary_json.is_file():
-        print(f"{run}: not here; its record {record} stands for it")
+    kept = [record / name for name in files if name.startswith("eval/")]
+    if kept and all(path.is_file() for path in kept):
+        where = "not finished here" if run.is_dir() else "not here"
+        print(f"{run}: {where}; its record {record} stands for it")
         return record
     print(f"{run}: no final evaluation yet; left out of the report")
     return None

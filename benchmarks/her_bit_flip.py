@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,7 +46,8 @@ class Cell:
     agent: str
     n_bits: int
     seeds: int
-    env_steps: int
+    env_steps: str
+    goals: int  # evaluation episodes per seed, each on a freshly drawn start and goal
     success: float
     low: float
     high: float
@@ -56,14 +58,14 @@ def budget(n: int, cycles_per_bit: int) -> int:
     return cycles_per_bit * n * EPISODES_PER_CYCLE * n
 
 
-def overrides(n: int, seed: int, cycles_per_bit: int) -> list[str]:
-    """The setup's n on the shipped config, the paper's updates per env step, and a checkpoint
-    and an evaluation at each quarter of the budget (whole cycles)."""
+def overrides(agent: str, n: int, seed: int, cycles_per_bit: int) -> list[str]:
+    """The setup's n on the shipped config, the paper's updates per env step, and checkpoints
+    and evaluations every quarter of the budget, rounded down to whole cycles."""
     cycles = cycles_per_bit * n
     quarter = max(cycles // 4, 1) * EPISODES_PER_CYCLE * n
     return [
         f"seed={seed}",
-        f"experiment=bit-flip-n{n}",
+        f"experiment={agent}-bit-flip-n{n}",
         f"env.n_bits={n}",
         f"agent.updates_per_step={UPDATES_PER_CYCLE / (EPISODES_PER_CYCLE * n)!r}",
         f"sampler.n_envs={EPISODES_PER_CYCLE}",
@@ -71,6 +73,22 @@ def overrides(n: int, seed: int, cycles_per_bit: int) -> list[str]:
         f"checkpoint.every_steps={quarter}",
         "checkpoint.keep=1",
     ]
+
+
+def same_setup_or_exit(run: Path, config: Path, asked: list[str]) -> None:
+    """A run directory already there must hold this setup (agent and env settings, e.g. not a
+    `--configs configs/smoke` check's run): a resume never changes them."""
+    from gmtl_rl.config import load_config
+
+    saved_path = run / "config.yaml"
+    if not saved_path.is_file():
+        return
+    wanted, saved = load_config(config, asked), load_config(saved_path, [])
+    if wanted.agent != saved.agent or wanted.env != saved.env:
+        raise SystemExit(
+            f"{run}: holds a run of another setup than {config} with {' '.join(asked)} "
+            "(its agent or env settings differ); pass another --runs or remove it"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -105,9 +123,9 @@ def main(argv: list[str] | None = None) -> None:
                 run = args.runs / name
                 if not args.report_only:
                     steps = budget(n, args.cycles_per_bit)
-                    seconds = train_or_resume(
-                        run, config, overrides(n, seed, args.cycles_per_bit), steps
-                    )
+                    asked = overrides(agent, n, seed, args.cycles_per_bit)
+                    same_setup_or_exit(run, config, asked)
+                    seconds = train_or_resume(run, config, asked, steps)
                     print(f"{name}: {steps:,} env steps ({seconds:.0f} s in this call)")
                 kept = finished_or_record(run, args.records / name)
                 if kept is not None:
@@ -116,8 +134,11 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for (agent, n), dirs in sorted(runs.items()):
         point = summarize([r for d in dirs for r in read_csv(RunDir(d).adaptation_csv)]).success[0]
-        steps = max(int(read_yaml(RunDir(d).config)["total_steps"]) for d in dirs)
-        rows.append(Cell(agent, n, len(dirs), steps, point.mean, *point.mean_ci))
+        steps = sorted({int(read_yaml(RunDir(d).config)["total_steps"]) for d in dirs})
+        summaries = [json.loads(RunDir(d).summary_json.read_text()) for d in dirs]
+        goals = sorted({int(summary["num_tasks"]) for summary in summaries})
+        budgets = "/".join(f"{s:,}" for s in steps)  # one value unless seeds ran different budgets
+        rows.append(Cell(agent, n, len(dirs), budgets, goals[0], point.mean, *point.mean_ci))
     if not rows:
         print("no finished run to report")
         return
@@ -141,14 +162,16 @@ def main(argv: list[str] | None = None) -> None:
                 cells.append("—")
                 continue
             r = hit[0]
-            steps = f"{r.env_steps:,}"
+            steps = r.env_steps
             cells.append(f"{r.success:.2f} [{r.low:.2f}, {r.high:.2f}] ({r.seeds})")
         lines.append(f"| {n} | {steps} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     command = "python " + " ".join(["benchmarks/her_bit_flip.py", *sys.argv[1:]])
+    goals = "/".join(str(g) for g in sorted({r.goals for r in rows}))
     (args.out / "her_bit_flip.md").write_text(
-        f"Written by `{command}`. Success on 100 fresh goals at the end of each run, mean over "
-        "seeds (their number in parentheses) with a 95% bootstrap interval.\n\n"
+        f"Written by `{command}`. Success on {goals} freshly drawn (start, goal) pairs at the end "
+        "of each run, greedy, mean over seeds (their number in parentheses) with a 95% "
+        "bootstrap interval.\n\n"
         f"{table}\n\n![success against n](her_bit_flip.png)\n"
     )
     print(table)

@@ -53,6 +53,7 @@ from gmtl_rl.envs import build
 from gmtl_rl.envs.task import Task, TaskDistribution
 from gmtl_rl.evaluation.adaptation import AdaptationRow, read_csv, run_adaptation
 from gmtl_rl.evaluation.stats import stratified_bootstrap_ci
+from gmtl_rl.run_dir import RunDir
 
 ROOT = Path(__file__).parents[1]
 TUNED = ROOT / "benchmarks" / "rl2_tables_tuned.yaml"
@@ -256,7 +257,7 @@ def rl2_overrides(setup: Setup) -> list[str]:
 def train_rl2(chosen: list[Setup], runs: Path, records: Path, steps: int | None) -> None:
     """Bring each setup's RL² run to its budget (the config's, or `steps`), one after the
     other, and keep its record. Rerunning continues where a session stopped."""
-    # A budget other than the config's gets ten evaluations and checkpoints over its length.
+    # With --rl2-steps, ten evaluations and checkpoints over the budget (also on a resume).
     schedule = [] if steps is None else [
         f"eval.every_steps={max(steps // 10, 1)}", f"checkpoint.every_steps={max(steps // 10, 1)}"
     ]  # fmt: skip
@@ -264,17 +265,16 @@ def train_rl2(chosen: list[Setup], runs: Path, records: Path, steps: int | None)
         run = runs / setup.key
         overrides = [*rl2_overrides(setup), *schedule]
         seconds = train_or_resume(run, RL2_CONFIGS[setup.table], overrides, steps)
-        if (run / "eval" / "adaptation.csv").is_file():
-            write_trial_totals(run)
-        finished_or_record(run, records / setup.key, RL2_RECORD_FILES)
+        kept_record(setup, runs, records)
         print(f"{setup.key}: RL² run {run} ({seconds:.0f} s in this call)", flush=True)
 
 
-def rl2_dir(setup: Setup, runs: Path, records: Path) -> Path | None:
-    """The finished run of a setup, else its record; None when neither exists (quietly: most
-    setups have no RL² run, and the table says so with "—")."""
+def kept_record(setup: Setup, runs: Path, records: Path) -> Path | None:
+    """The record of a setup's RL² run, refreshed from the run (its trial totals written first)
+    when the run has finished its budget; None when there is neither a finished run nor a
+    record (quietly: most setups have no RL² run, and the table says so with "—")."""
     run, record = runs / setup.key, records / setup.key
-    if (run / "eval" / "adaptation.csv").is_file():
+    if RunDir(run).is_finished():
         write_trial_totals(run)
         return finished_or_record(run, record, RL2_RECORD_FILES)
     if (record / TRIAL_TOTALS).is_file():
@@ -374,7 +374,7 @@ def table(
             agent: dict[str, Any] | None = None
             training: dict[str, Any] = {}
             if column == "RL²":
-                run = rl2_dir(setup, runs, rl2_records)
+                run = kept_record(setup, runs, rl2_records)
                 if run is None:
                     continue
                 totals, training = rl2_totals(run), rl2_training(run)
@@ -537,7 +537,9 @@ def positive_int(text: str) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of env steps >= 1")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: must be a whole number of env steps, at least 1"
+        )
     return value
 
 

@@ -4,6 +4,7 @@ handling, numeric checks and the final evaluation's files."""
 from __future__ import annotations
 
 import csv
+import math
 import os
 import platform
 import random
@@ -34,12 +35,26 @@ class Interrupted(Exception):
         self.exit_code = 128 + signum
 
 
+# A rate such as 40 updates per 240 env steps accumulates float error (16 × 0.1666… is
+# 2.6666…65, not 2.6666…67): a debt within this of a whole update counts as that update, so a
+# cycle gets all its updates rather than one slipping into the next.
+UPDATE_DEBT_TOLERANCE = 1e-9
+
+
 @dataclass
 class Counters:
     env_steps: int = 0
     episodes: int = 0
     updates: int = 0
     update_debt: float = 0.0  # fractional gradient steps owed (updates_per_step may be < 1)
+
+    def take_whole_updates(self) -> int:
+        """The whole gradient steps owed, taken off the debt (its fraction stays owed)."""
+        whole = math.floor(self.update_debt + UPDATE_DEBT_TOLERANCE)
+        if whole <= 0:
+            return 0
+        self.update_debt -= whole
+        return whole
 
 
 @dataclass(frozen=True)

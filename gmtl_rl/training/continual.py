@@ -224,9 +224,8 @@ class ContinualRun(OffPolicyRun):
             c.env_steps += n
             self.record_episodes(self.sampler.pop_finished())
             self._owe_updates(step, random_clock, n)
-            while c.update_debt >= 1.0:
+            for _ in range(c.take_whole_updates()):
                 self._update(agent_cfg.batch_size)
-                c.update_debt -= 1.0
             if c.env_steps >= first + span:
                 self._end_task(k)
             self.advance()

@@ -112,9 +112,8 @@ class OffPolicyRun(TrainingRun):
             self.record_episodes(self.sampler.pop_finished())
             if c.env_steps >= agent_cfg.learning_starts and len(self.replay) > 0:
                 c.update_debt += n * agent_cfg.updates_per_step
-                while c.update_debt >= 1.0:
+                for _ in range(c.take_whole_updates()):
                     self._update(agent_cfg.batch_size)
-                    c.update_debt -= 1.0
             self.advance()
             self.periodic()
             self.stop_if_signalled()

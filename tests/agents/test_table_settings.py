@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from types import ModuleType
@@ -15,11 +16,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from benchmark_modules import load_benchmark
 
 from gmtl_rl.agents.registry import parse_agent_config
 from gmtl_rl.config import load_config
-from gmtl_rl.evaluation.adaptation import AdaptationRow, write_csv
+from gmtl_rl.evaluation.adaptation import AdaptationRow, read_csv
 
 ROOT = Path(__file__).parents[2]
 
@@ -146,49 +148,65 @@ def test_rl2_overrides_put_the_setup_on_the_shipped_config(setup_key):
         assert config.env.options.arms == setup.k
 
 
-def test_an_rl2_record_keeps_trial_totals_not_the_per_episode_rows(tmp_path):
-    """A record must stay small at n = 500 (500,000 per-episode rows), so it keeps each
-    instance's trial total, averaged over its trials, and the table reads it once the run is
-    gone."""
+def test_trial_totals_sum_a_trial_and_average_the_trials():
     tables = _load_rl2_tables()
-    setup = next(s for s in tables.setups(None, None) if s.key == "bandit-n10-k5")
-    runs, records = tmp_path / "runs", tmp_path / "records"
-    run = runs / setup.key
     returns = {(0, 0): [1.0, 0.0], (0, 1): [1.0, 1.0], (1, 0): [0.0, 0.0], (1, 1): [0.0, 1.0]}
     rows = [
-        AdaptationRow(setup.key, 0, task, task, repeat, k + 1, value, 0.0, 1)
+        AdaptationRow("run", 0, task, task, repeat, k + 1, value, 0.0, 1)
         for (task, repeat), episode_returns in returns.items()
         for k, value in enumerate(episode_returns)
     ]
-    write_csv(rows, run / "eval" / "adaptation.csv")
-    (run / "eval" / "summary.json").write_text("{}")
-    (run / "config.yaml").write_text("seed: 0\n")
+    assert tables.mean_trial_totals(rows) == {0: 1.5, 1: 0.5}
 
-    record = records / setup.key
-    assert tables.rl2_dir(setup, runs, records) == record  # kept (refreshed) from the run
+
+def test_train_rl2_keeps_a_record_of_trial_totals_that_the_table_reads(tmp_path):
+    """`--train-rl2` on one setup, one PPO update (256 trials of 10 pulls) from the shipped
+    config, evaluated on the 1000 held-out bandits: the record keeps each instance's trial
+    total, not the per-episode rows (500,000 at n = 500), and the table reads it once the run
+    is gone."""
+    tables = _load_rl2_tables()
+    setup = next(s for s in tables.setups(None, None) if s.key == "bandit-n10-k5")
+    runs, records = tmp_path / "runs", tmp_path / "records"
+    tables.train_rl2([setup], runs, records, steps=2560)
+
+    run, record = runs / setup.key, records / setup.key
+    expected = tables.mean_trial_totals(read_csv(run / "eval" / "adaptation.csv"))
+    assert len(expected) == 1000
     assert (record / "eval" / "trial_totals.csv").is_file()
+    assert (record / "eval" / "summary.json").is_file()
     assert not (record / "eval" / "adaptation.csv").exists()
-    np.testing.assert_allclose(tables.rl2_totals(run), [1.5, 0.5])
+    assert tables.kept_record(setup, runs, records) == record
+    np.testing.assert_allclose(tables.rl2_totals(record), list(expected.values()))
+
+    # A larger budget resumes the run with the new schedule, and the record follows the new
+    # final evaluation (not the old one still in eval/ while the run is short of its budget).
+    tables.train_rl2([setup], runs, records, steps=5120)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert (saved["total_steps"], saved["eval"]["every_steps"]) == (5120, 512)
+    summary = json.loads((record / "eval" / "summary.json").read_text())
+    assert summary["step"] >= 5120
+    expected = tables.mean_trial_totals(read_csv(run / "eval" / "adaptation.csv"))
+    np.testing.assert_allclose(tables.rl2_totals(record), list(expected.values()))
 
     shutil.rmtree(run)
-    assert tables.rl2_dir(setup, runs, records) == record
-    np.testing.assert_allclose(tables.rl2_totals(record), [1.5, 0.5])
-    assert tables.rl2_dir(setup, runs, tmp_path / "no-records") is None
+    assert tables.kept_record(setup, runs, records) == record
+    np.testing.assert_allclose(tables.rl2_totals(record), list(expected.values()))
+    assert tables.kept_record(setup, runs, tmp_path / "no-records") is None
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "says"),
     [
-        ["--search", "--train-rl2"],
-        ["--train-rl2", "--rl2-steps", "0"],
-        ["--train-rl2", "--rl2-steps", "many"],
-        ["--rl2-steps", "1000"],
+        (["--search", "--train-rl2"], "not allowed with argument --search"),
+        (["--train-rl2", "--rl2-steps", "0"], "'0': must be a whole number of env steps"),
+        (["--train-rl2", "--rl2-steps", "many"], "'many': must be a whole number of env steps"),
+        (["--rl2-steps", "1000"], "--rl2-steps sets the budget of --train-rl2; add --train-rl2"),
     ],
 )
-def test_rl2_tables_refuses_contradictory_flags(argv, monkeypatch, capsys):
+def test_rl2_tables_refuses_contradictory_flags(argv, says, monkeypatch, capsys):
     tables = _load_rl2_tables()
     monkeypatch.setattr("sys.argv", ["rl2_tables.py", *argv])
     with pytest.raises(SystemExit) as exit_info:
         tables.main()
     assert exit_info.value.code == 2
-    assert "error:" in capsys.readouterr().err
+    assert says in capsys.readouterr().err
