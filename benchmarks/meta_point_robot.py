@@ -7,7 +7,7 @@ Run (from the repository root; one run at a time, each a normal `gmtl train` run
     python benchmarks/meta_point_robot.py --family point-robot --seeds 0 1 2 \
         --steps pearl=76000 oracle=50000 nonadaptive=50000
     python benchmarks/meta_point_robot.py --family sparse-point-robot --seeds 0 1 2 \
-        --agents pearl rl2 oracle nonadaptive --steps pearl=286000 oracle=50000 nonadaptive=50000
+        --agents pearl rl2 oracle nonadaptive --steps pearl=126000 oracle=50000 nonadaptive=50000
 
 Every agent trains from its shipped config (configs/<agent>_<family>.yaml: oyster's settings
 for PEARL, held by tests/agents/test_pearl_configs.py) with only `seed`, `total_steps` (the CPU
