@@ -41,7 +41,7 @@ lint: venv
 	$(BIN)/ruff format --check gmtl_rl tests benchmarks
 
 typecheck: venv
-	$(BIN)/mypy gmtl_rl
+	$(BIN)/mypy gmtl_rl benchmarks
 
 # Two pytest workers (pytest-xdist), one per core here. Passive OpenMP waits: two workers' torch
 # threads spinning on 2 cores slowed a clean clone by half. The 25 slowest tests are printed to

@@ -7,12 +7,29 @@ Imported by the scripts next to it (`python benchmarks/x.py` puts this folder on
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, runs: Path, config_names: str) -> None:
+    """The options every benchmark that keeps records shares: where configs, runs, records and
+    the report live, and --report-only."""
+    parser.add_argument("--configs", type=Path, default=ROOT / "configs",
+                        help=f"holds {config_names} (configs/smoke: a check)")  # fmt: skip
+    parser.add_argument("--report-only", action="store_true", help="train nothing")
+    parser.add_argument("--runs", type=Path, default=runs)
+    parser.add_argument("--records", type=Path, default=ROOT / "docs" / "records",
+                        help="each finished run's results are copied under RECORDS (run "
+                        "directories do not outlive a session); the report reads a run from "
+                        "there when its directory is gone")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where the report goes")
 
 
 def gmtl(args: Sequence[str]) -> None:

@@ -23,9 +23,11 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
+from gymnasium.spaces import Box
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from rollout_overhead import CannedActions  # benchmarks/: replays pre-drawn actions
 
@@ -54,7 +56,7 @@ def env_rate(family: str, options: dict[str, Any], batched: bool, n: int, steps:
             vec.set_pending(i, (i, tasks[i % len(tasks)]))
     else:
         own = [tasks[i % len(tasks)] for i in range(n)]
-        vec = SyncVectorEnv([lambda t=t: dist.make_env(t) for t in own], autoreset_mode=mode)
+        vec = SyncVectorEnv([partial(dist.make_env, t) for t in own], autoreset_mode=mode)
     vec.reset(seed=0)
     start = time.perf_counter()
     for i in range(steps):
@@ -110,9 +112,11 @@ def main() -> None:
             continue
         space = make(family, **options).make_env().action_space
         rng = np.random.default_rng(0)
+        actions: np.ndarray
         if hasattr(space, "n"):
             actions = rng.integers(space.n, size=(256, args.n_envs))
         else:
+            assert isinstance(space, Box)
             actions = rng.uniform(space.low, space.high, (256, args.n_envs, *space.shape))
             actions = actions.astype(np.float32)
         common = (family, options, args.n_envs, args.steps, actions)

@@ -53,7 +53,8 @@ def measure(name: str, steps: int, rounds: int) -> tuple[float, float]:
     space.seed(0)
     actions = [space.sample() for _ in range(steps)]
     horizon = dist.horizon or 1000
-    ours, bare = [], []
+    ours: list[float] = []
+    bare: list[float] = []
     for r in range(rounds):
         pair = [(ours, wrapped), (bare, raw)]
         for out, env in pair if r % 2 == 0 else pair[::-1]:

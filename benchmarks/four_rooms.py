@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     with ProcessPoolExecutor(args.workers) as pool:
         futures = [pool.submit(one_run, agent, seed, args.runs) for _, agent, seed in jobs]
         lengths = [f.result() for f in futures]
-    table = {label: [] for label in AGENTS}
+    table: dict[str, list[list[int]]] = {label: [] for label in AGENTS}
     with open(out / "four_rooms.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["agent", "seed", "episode", "steps"])

@@ -30,7 +30,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from _runs import finished_or_record, train_or_resume
+from _runs import add_run_arguments, finished_or_record, train_or_resume
 
 ROOT = Path(__file__).parents[1]
 AGENTS = ("dqn_her", "dqn")
@@ -107,12 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--agents", nargs="+", choices=AGENTS, default=list(AGENTS))
     parser.add_argument("--cycles-per-bit", type=int, default=40,
                         help="budget: this × n cycles of 16 episodes (default 40)")  # fmt: skip
-    parser.add_argument("--configs", type=Path, default=ROOT / "configs",
-                        help="holds <agent>_bit_flip.yaml (configs/smoke: a check)")  # fmt: skip
-    parser.add_argument("--report-only", action="store_true", help="train nothing")
-    parser.add_argument("--runs", type=Path, default=Path("runs/her_bit_flip"))
-    parser.add_argument("--records", type=Path, default=ROOT / "docs" / "records")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    add_run_arguments(parser, Path("runs/her_bit_flip"), "<agent>_bit_flip.yaml")
     args = parser.parse_args(argv)
     if min(args.bits) < 1 or args.cycles_per_bit < 1:
         parser.error("--bits and --cycles-per-bit must be >= 1")
@@ -143,11 +138,12 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for (agent, n), dirs in sorted(runs.items()):
         point = summarize([r for d in dirs for r in read_csv(RunDir(d).adaptation_csv)]).success[0]
-        steps = sorted({int(read_yaml(RunDir(d).config)["total_steps"]) for d in dirs})
+        total_steps = sorted({int(read_yaml(RunDir(d).config)["total_steps"]) for d in dirs})
         summaries = [json.loads(RunDir(d).summary_json.read_text()) for d in dirs]
-        goals = sorted({int(summary["num_tasks"]) for summary in summaries})
-        budgets = "/".join(f"{s:,}" for s in steps)  # one value unless seeds ran different budgets
-        rows.append(Cell(agent, n, len(dirs), budgets, goals[0], point.mean, *point.mean_ci))
+        num_tasks = sorted({int(summary["num_tasks"]) for summary in summaries})
+        # one value unless seeds ran different budgets
+        budgets = "/".join(f"{s:,}" for s in total_steps)
+        rows.append(Cell(agent, n, len(dirs), budgets, num_tasks[0], point.mean, *point.mean_ci))
     if not rows:
         print("no finished run to report")
         return
@@ -164,16 +160,16 @@ def main(argv: list[str] | None = None) -> None:
         "|---|---|" + "---|" * len(agents),
     ]
     for n in bits:
-        cells, steps = [], ""
+        cells, env_steps = [], ""
         for a in agents:
             hit = [r for r in rows if r.agent == a and r.n_bits == n]
             if not hit:
                 cells.append("—")
                 continue
             r = hit[0]
-            steps = r.env_steps
+            env_steps = r.env_steps
             cells.append(f"{r.success:.2f} [{r.low:.2f}, {r.high:.2f}] ({r.seeds})")
-        lines.append(f"| {n} | {steps} | " + " | ".join(cells) + " |")
+        lines.append(f"| {n} | {env_steps} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     command = "python " + " ".join(["benchmarks/her_bit_flip.py", *sys.argv[1:]])
     goals = "/".join(str(g) for g in sorted({r.goals for r in rows}))

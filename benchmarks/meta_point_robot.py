@@ -39,7 +39,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from _runs import finished_or_record, train_or_resume
+from _runs import add_run_arguments, finished_or_record, train_or_resume
 
 from gmtl_rl.evaluation.stats import CurvePoint
 
@@ -94,15 +94,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="env steps per agent (default: its config's)")  # fmt: skip
     parser.add_argument("--every", type=int, default=10_000,
                         help="env steps between checkpoints, and between evaluations")  # fmt: skip
-    parser.add_argument("--configs", type=Path, default=ROOT / "configs",
-                        help="holds <agent>_<family>.yaml (configs/smoke: a check)")  # fmt: skip
-    parser.add_argument("--report-only", action="store_true", help="train nothing")
-    parser.add_argument("--runs", type=Path, default=Path("runs/meta"))
-    parser.add_argument("--records", type=Path, default=ROOT / "docs" / "records",
-                        help="each finished run's results are copied to RECORDS/<family>/"
-                        "<agent>-s<seed> (run directories do not outlive a session); the "
-                        "report reads a run from there when its directory is gone")  # fmt: skip
-    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    add_run_arguments(parser, Path("runs/meta"), "<agent>_<family>.yaml")
     args = parser.parse_args(argv)
 
     from gmtl_rl.config import read_yaml

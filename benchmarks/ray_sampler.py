@@ -55,12 +55,14 @@ class BusyEnv(gym.Env[np.ndarray, np.ndarray]):
     def __init__(self, ms: float) -> None:
         self.ms, self.t = ms, 0
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         self.t = 0
         return np.zeros(8, np.float32), {}
 
-    def step(self, action: np.ndarray):
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         end = time.perf_counter() + self.ms / 1000
         while time.perf_counter() < end:
             pass
@@ -133,6 +135,7 @@ def main() -> None:
         for family in args.families:
             dist = distribution(family)
             space = dist.make_env().action_space
+            assert isinstance(space, gym.spaces.Box)
             for n_envs in args.n_envs:
                 rng = np.random.default_rng(0)
                 actions = rng.uniform(space.low, space.high, (256, n_envs, *space.shape))

@@ -195,11 +195,11 @@ def write(result: Result, out: Path) -> None:
         for agent, curve in (("rl2", result.rl2_curve), ("sac_hidden_goal", result.sac_curve)):
             for k, p in enumerate(curve, start=1):
                 writer.writerow([agent, k, f"{p.mean:.4g}", f"{p.low:.4g}", f"{p.high:.4g}"])
-    curve = learning_curve(result.rl2_run)
+    learning = learning_curve(result.rl2_run)
     with open(out / f"{name}_learning.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["env_step", "return_episode_1", f"return_episode_{result.episodes}"])
-        writer.writerows(curve)
+        writer.writerows(learning)
 
     fig = Figure(figsize=(11, 4), layout="constrained")
     adapt, learn = fig.subplots(1, 2)
@@ -216,10 +216,10 @@ def write(result: Result, out: Path) -> None:
     adapt.set_xlabel("episode k of the trial (test goals)")
     adapt.set_ylabel("return (mean, 95% bootstrap CI)")
     adapt.legend()
-    if curve:
-        x = np.array([c[0] for c in curve])
-        learn.plot(x, [c[1] for c in curve], "o-", label="RL², episode 1")
-        learn.plot(x, [c[2] for c in curve], "o-", label=f"RL², episode {result.episodes}")
+    if learning:
+        x = np.array([c[0] for c in learning])
+        learn.plot(x, [c[1] for c in learning], "o-", label="RL², episode 1")
+        learn.plot(x, [c[2] for c in learning], "o-", label=f"RL², episode {result.episodes}")
     learn.axhline(
         float(np.mean([p.mean for p in result.sac_curve])), color="tab:orange", ls="--",
         label="SAC, goal hidden (final)",

@@ -349,10 +349,10 @@ def merge(records: list[dict[str, Any]], out: Path) -> list[dict[str, Any]]:
             if (row["setup"], row["column"]) in done:
                 continue
             for key in ("n", "k", "instances"):
-                row[key] = int(row[key])  # type: ignore[assignment]
+                row[key] = int(row[key])
             for key in ("ours", "low", "high", "paper", "gap", "seconds"):
-                row[key] = float(row[key])  # type: ignore[assignment]
-            row["agent"] = yaml.safe_load(row["agent"]) or {}  # type: ignore[assignment]
+                row[key] = float(row[key])
+            row["agent"] = yaml.safe_load(row["agent"]) or {}
             kept.append(row)
     order = {s.key: i for i, s in enumerate(setups(None, None))}
     columns = {c: i for i, c in enumerate(BANDIT_COLUMNS + MDP_COLUMNS)}

@@ -26,6 +26,7 @@ import platform
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -64,7 +65,7 @@ def theirs(steps: int) -> float:
     torch.set_num_threads(1)
     family = make("point-robot")
     tasks = family.train_tasks()
-    envs = DummyVecEnv([lambda t=tasks[i]: family.make_env(t) for i in range(N_ENVS)])
+    envs = DummyVecEnv([partial(family.make_env, tasks[i]) for i in range(N_ENVS)])
     model = RecurrentPPO(
         "MlpLstmPolicy",
         envs,

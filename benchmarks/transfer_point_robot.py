@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     for step in steps:
         cells = []
         for arm in arms:
-            values = curves[arm].get(step)
-            cells.append("-" if not values else "{:.2f} / {:.2f}".format(*np.mean(values, axis=0)))
+            pairs = curves[arm].get(step)
+            cells.append("-" if not pairs else "{:.2f} / {:.2f}".format(*np.mean(pairs, axis=0)))
         print(f"  {step:>6}  scratch {cells[0]:>14}   pretrained {cells[1]:>14}")
     runs = [str(args.runs / f"{arm}-s{s}") for arm in arms for s in args.seeds]
     plot = args.out / "transfer_point_robot.png"

@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _runs import finished_or_record, train_or_resume
+from _runs import add_run_arguments, finished_or_record, train_or_resume
 
 from gmtl_rl.evaluation.stats import CurvePoint
 
@@ -52,12 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--agents", nargs="+", choices=LEARNERS, default=list(LEARNERS))
     parser.add_argument("--steps", nargs="+", default=[], metavar="AGENT=STEPS",
                         help="env steps per agent (default: its config's, 2e7)")  # fmt: skip
-    parser.add_argument("--configs", type=Path, default=ROOT / "configs",
-                        help="holds <agent>_gridworld.yaml (configs/smoke: a check)")  # fmt: skip
-    parser.add_argument("--report-only", action="store_true", help="train nothing")
-    parser.add_argument("--runs", type=Path, default=Path("runs/varibad_gridworld"))
-    parser.add_argument("--records", type=Path, default=ROOT / "docs" / "records")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    add_run_arguments(parser, Path("runs/varibad_gridworld"), "<agent>_gridworld.yaml")
     args = parser.parse_args(argv)
 
     from gmtl_rl.agents.gridworld_bayes import oracle_return, solve
