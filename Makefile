@@ -43,11 +43,13 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy gmtl_rl benchmarks
 
-# Two pytest workers (pytest-xdist), one per core here. Passive OpenMP waits: two workers' torch
-# threads spinning on 2 cores slowed a clean clone by half. The 25 slowest tests are printed to
-# watch the 15-minute budget (the suite took 17.5-19 min on the slower VM, 2026-12-01/02).
+# Two pytest workers (pytest-xdist), one per core here, each run in them on one torch thread
+# (GMTL_THREADS=1: two threads per worker on 2 busy cores ran a training test 1.3x slower).
+# Passive OpenMP waits: two workers' torch threads spinning on 2 cores slowed a clean clone by
+# half. The 25 slowest tests are printed to watch the 15-minute budget (the suite took 16.5-19
+# min on the slower VM at 2 threads, 2026-12-01/02).
 unit: venv offscreen
-	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q -m "not slow" -n 2 --durations=25
+	GMTL_THREADS=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q -m "not slow" -n 2 --durations=25
 
 test: lint typecheck unit
 

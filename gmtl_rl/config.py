@@ -197,7 +197,7 @@ class RunConfig(_Section):
         None,
         ge=1,
         le=MAX_THREADS,
-        description="torch CPU threads (default: min(2, cores))",
+        description="torch CPU threads (default: $GMTL_THREADS where set, else min(2, cores))",
     )
     runs_dir: str = Field("runs", description="run directories go under <runs_dir>/<experiment>/")
     init_from: str | None = Field(

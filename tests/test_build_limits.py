@@ -3,6 +3,7 @@ now a one-line error with exit status 2, given before any run directory is writt
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from pathlib import Path
@@ -22,7 +23,7 @@ from gmtl_rl.envs.registry import family
 from gmtl_rl.envs.task import MAX_SEED, MAX_TASKS
 from gmtl_rl.errors import ConfigError
 from gmtl_rl.evaluation.adaptation import AdaptationRow, summarize
-from gmtl_rl.training.common import Seeds
+from gmtl_rl.training.common import Seeds, set_threads
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 SMOKE = CONFIGS / "smoke"
@@ -92,6 +93,34 @@ def test_threads_beyond_the_maximum_are_a_range_error(capsys, tmp_path, monkeypa
     monkeypatch.setattr(torch, "set_num_threads", asked.append)  # never make 100000 threads
     err = _refused(capsys, tmp_path, str(SAC), "threads=100000")
     assert f"threads: Input should be less than or equal to {MAX_THREADS}" in err
+    assert asked == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "threads"), [(None, None), ("1", 1), (" 3 ", 3)], ids=["unset", "1", "3"]
+)
+def test_gmtl_threads_sets_the_default_threads(monkeypatch, variable, threads):
+    if variable is None:
+        monkeypatch.delenv("GMTL_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("GMTL_THREADS", variable)
+    expected = threads or min(2, os.cpu_count() or 1)
+    asked: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", asked.append)
+    set_threads(load_config(SAC, []))
+    set_threads(load_config(SAC, ["threads=5"]))  # a config's own value wins
+    assert asked == [expected, 5]
+
+
+@pytest.mark.parametrize("variable", ["0", "two", "-1", str(MAX_THREADS + 1)])
+def test_a_bad_gmtl_threads_is_a_one_line_error_naming_the_variable(
+    capsys, tmp_path, monkeypatch, variable
+):
+    asked: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", asked.append)
+    monkeypatch.setenv("GMTL_THREADS", variable)
+    err = _refused(capsys, tmp_path, str(SAC))
+    assert f"GMTL_THREADS={variable!r}" in err and f"from 1 to {MAX_THREADS}" in err
     assert asked == []
 
 
