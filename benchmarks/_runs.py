@@ -8,6 +8,8 @@ Imported by the scripts next to it (`python benchmarks/x.py` puts this folder on
 from __future__ import annotations
 
 import argparse
+import csv
+import itertools
 import shutil
 import subprocess
 import sys
@@ -111,3 +113,18 @@ def finished_or_record(run: Path, record: Path, files: Sequence[str] = RECORD_FI
         return record
     print(f"{run}: no final evaluation yet; left out of the report")
     return None
+
+
+def training_time(run: Path) -> tuple[int, float] | None:
+    """Env steps and training wall-clock seconds of a run (or its record), from metrics.csv;
+    None without rows. `time_s` restarts at 0 on each resume, so the attempts' last times are
+    summed. Process start-up and the final evaluation are not counted."""
+    path = run / "metrics.csv"
+    if not path.is_file():
+        return None
+    with path.open(newline="") as f:
+        rows = [(int(r["step"]), float(r["time_s"])) for r in csv.DictReader(f)]
+    if not rows:
+        return None
+    earlier = sum(t for (_, t), (_, later) in itertools.pairwise(rows) if later < t)
+    return rows[-1][0], earlier + rows[-1][1]

@@ -30,7 +30,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from _runs import add_run_arguments, finished_or_record, train_or_resume
+from _runs import add_run_arguments, finished_or_record, train_or_resume, training_time
 
 ROOT = Path(__file__).parents[1]
 AGENTS = ("dqn_her", "dqn")
@@ -42,9 +42,10 @@ solves n up to 50; it gives curves, no table, and no budget. Each run here is
 `configs/dqn_bit_flip.yaml` or `configs/dqn_her_bit_flip.yaml` (the paper's settings, named in
 their headers) with `env.n_bits=n`, the paper's 40 optimisation steps per cycle of 16 episodes
 of n steps, and a stated budget of 40 × n cycles (144,000 env steps at n = 15; DI-engine's
-HER-DQN converges at 150k there). A run's wall-clock on the 2-core VM: 27-36 s at n = 5, 51-62
-s at 10, 83-87 s at 15, 110-130 s at 20, 200-211 s at 30 (one run at a time). Records:
-docs/records/bit_flip/<agent>-n<n>-s<seed>. A "—" is a point not run yet.
+HER-DQN converges at 150k there). The seconds are each run's training wall-clock (from its
+metrics.csv: no process start-up or final evaluation), least and most over seeds, on the 2-core
+VM, one run at a time. Records: docs/records/bit_flip/<agent>-n<n>-s<seed>. A "—" is a point
+not run yet.
 """
 
 
@@ -60,6 +61,8 @@ class Cell:
     success: float
     low: float
     high: float
+    seconds_min: float  # training wall-clock of the fastest and slowest seed's run
+    seconds_max: float
 
 
 def budget(n: int, cycles_per_bit: int) -> int:
@@ -143,7 +146,14 @@ def main(argv: list[str] | None = None) -> None:
         num_tasks = sorted({int(summary["num_tasks"]) for summary in summaries})
         # one value unless seeds ran different budgets
         budgets = "/".join(f"{s:,}" for s in total_steps)
-        rows.append(Cell(agent, n, len(dirs), budgets, num_tasks[0], point.mean, *point.mean_ci))
+        run_seconds = [timed[1] for d in dirs if (timed := training_time(d)) is not None]
+        rows.append(
+            Cell(
+                agent, n, len(dirs), budgets, num_tasks[0], point.mean, *point.mean_ci,
+                seconds_min=round(min(run_seconds, default=float("nan"))),
+                seconds_max=round(max(run_seconds, default=float("nan"))),
+            )
+        )  # fmt: skip
     if not rows:
         print("no finished run to report")
         return
@@ -168,7 +178,10 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             r = hit[0]
             env_steps = r.env_steps
-            cells.append(f"{r.success:.2f} [{r.low:.2f}, {r.high:.2f}] ({r.seeds})")
+            cells.append(
+                f"{r.success:.2f} [{r.low:.2f}, {r.high:.2f}] ({r.seeds}), "
+                f"{r.seconds_min:.0f}-{r.seconds_max:.0f} s"
+            )
         lines.append(f"| {n} | {env_steps} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     command = "python " + " ".join(["benchmarks/her_bit_flip.py", *sys.argv[1:]])

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from _runs import RECORD_FILES, finished_or_record, train_or_resume
+from _runs import RECORD_FILES, finished_or_record, train_or_resume, training_time
 
 import gmtl_rl.agents  # noqa: F401  (registers the agents)
 from gmtl_rl.agents.registry import agent_spec, parse_agent_config
@@ -308,17 +308,11 @@ def rl2_totals(run: Path) -> np.ndarray:
 
 
 def rl2_training(run: Path) -> dict[str, Any]:
-    """Env steps and wall-clock seconds of a setup's RL² run, from its metrics.csv. `time_s`
-    restarts at 0 on each resume, so the attempts' last times are summed."""
-    path = run / "metrics.csv"
-    if not path.is_file():
+    """Env steps and training wall-clock seconds of a setup's RL² run (_runs.training_time)."""
+    timed = training_time(run)
+    if timed is None:
         return {}
-    with path.open() as f:
-        rows = [(int(r["step"]), float(r["time_s"])) for r in csv.DictReader(f)]
-    if not rows:
-        return {}
-    seconds = sum(t for (_, t), (_, later) in itertools.pairwise(rows) if later < t)
-    return {"env_steps": rows[-1][0], "train_seconds": round(seconds + rows[-1][1])}
+    return {"env_steps": timed[0], "train_seconds": round(timed[1])}
 
 
 def interval(totals: np.ndarray) -> tuple[float, float]:
