@@ -42,10 +42,14 @@ solves n up to 50; it gives curves, no table, and no budget. Each run here is
 `configs/dqn_bit_flip.yaml` or `configs/dqn_her_bit_flip.yaml` (the paper's settings, named in
 their headers) with `env.n_bits=n`, the paper's 40 optimisation steps per cycle of 16 episodes
 of n steps, and a stated budget of 40 × n cycles (144,000 env steps at n = 15; DI-engine's
-HER-DQN converges at 150k there). The seconds are each run's training wall-clock (from its
-metrics.csv: no process start-up or final evaluation), least and most over seeds, on the 2-core
-VM, one run at a time. Records: docs/records/bit_flip/<agent>-n<n>-s<seed>. A "—" is a point
-not run yet.
+HER-DQN converges at 150k there). At n = 50 that budget (1.6M env steps) ended mid-climb:
+DQN+HER's evaluations at 1.2M / 1.6M were 0.03 / 0.28, 0.01 / 0.34 and 0.05 / 0.47 (seeds 0,
+1, 2), so its runs were extended to 80 × n cycles (3.2M; `--bits 50 --cycles-per-bit 80`
+resumes them), which the env-steps column shows; the earlier evaluations stay in each record's
+metrics.csv. DQN alone was not run at n = 40 and 50: it scored 0.00 at every n from 15 to 30.
+The seconds are each run's training wall-clock (from its metrics.csv: no process start-up or
+final evaluation), least and most over seeds, on the 2-core VM, one run at a time. Records:
+docs/records/bit_flip/<agent>-n<n>-s<seed>. A "—" is a point not run.
 """
 
 
