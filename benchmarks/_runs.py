@@ -118,7 +118,8 @@ def finished_or_record(run: Path, record: Path, files: Sequence[str] = RECORD_FI
 def training_time(run: Path) -> tuple[int, float] | None:
     """Env steps and training wall-clock seconds of a run (or its record), from metrics.csv;
     None without rows. `time_s` restarts at 0 on each resume, so the attempts' last times are
-    summed. Process start-up and the final evaluation are not counted."""
+    summed (a restart shows as a time below the row before it). The periodic and final
+    evaluations' episodes are counted; process start-up and writing the report files are not."""
     path = run / "metrics.csv"
     if not path.is_file():
         return None

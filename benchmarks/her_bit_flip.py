@@ -5,14 +5,17 @@ n ≈ 13, DQN+HER solves n up to 50 (a curve; no table).
 Run (from the repository root; one run at a time, each a normal `gmtl train` run):
 
     python benchmarks/her_bit_flip.py                     # n = 5..50, 3 seeds, both agents
+    python benchmarks/her_bit_flip.py --agents dqn_her --bits 40 50 && \
+        python benchmarks/her_bit_flip.py --agents dqn --bits 5 10 15 20 30  # the records
     python benchmarks/her_bit_flip.py --bits 5 8 --seeds 0 --cycles-per-bit 2 \
         --configs configs/smoke --runs /tmp/bf --records /tmp/bf/records --out /tmp/bf  # a check
 
 Each run is `configs/<agent>_bit_flip.yaml` (the paper's settings, held in its header) with the
 setup's n: `env.n_bits=n`, the paper's 40 optimisation steps per cycle of 16 episodes of n steps
-(`agent.updates_per_step = 40 / (16 n)`), and a budget of `--cycles-per-bit` × n cycles (40 × n by
-default: 144,000 env steps at n = 15, 1.6M at n = 50; the paper does not state its budget, and
-DI-engine's HER-DQN converges at 150k env steps for n = 15). Start and goal are uniform in every
+(`agent.updates_per_step = 40 / (16 n)`), and a budget of `--cycles-per-bit` × n cycles (by
+default 40 × n, 144,000 env steps at n = 15, and 80 × n at n = 50, 3.2M, where 40 × n ended
+mid-climb; the paper does not state its budget, and DI-engine's HER-DQN converges at 150k env
+steps for n = 15). Start and goal are uniform in every
 episode; success is reaching the goal at any step, greedy, on 100 fresh goals at the end of the
 run (and at each quarter of it).
 
@@ -26,17 +29,19 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from _runs import add_run_arguments, finished_or_record, train_or_resume, training_time
 
-ROOT = Path(__file__).parents[1]
 AGENTS = ("dqn_her", "dqn")
 LABELS = {"dqn_her": "DQN+HER", "dqn": "DQN"}
 BITS = (5, 10, 15, 20, 30, 40, 50)
 EPISODES_PER_CYCLE, UPDATES_PER_CYCLE = 16, 40  # the paper's cycle (one process here)
+CYCLES_PER_BIT = 40  # the budget: this × n cycles, except
+LONGER = {50: 80}  # where 40 × n ended while success was still climbing (see ABOUT)
 ABOUT = """The paper's Figure 1 (Andrychowicz et al. 2017): DQN fails beyond n ≈ 13 bits, DQN+HER
 solves n up to 50; it gives curves, no table, and no budget. Each run here is
 `configs/dqn_bit_flip.yaml` or `configs/dqn_her_bit_flip.yaml` (the paper's settings, named in
@@ -44,11 +49,12 @@ their headers) with `env.n_bits=n`, the paper's 40 optimisation steps per cycle 
 of n steps, and a stated budget of 40 × n cycles (144,000 env steps at n = 15; DI-engine's
 HER-DQN converges at 150k there). At n = 50 that budget (1.6M env steps) ended mid-climb:
 DQN+HER's evaluations at 1.2M / 1.6M were 0.03 / 0.28, 0.01 / 0.34 and 0.05 / 0.47 (seeds 0,
-1, 2), so its runs were extended to 80 × n cycles (3.2M; `--bits 50 --cycles-per-bit 80`
-resumes them), which the env-steps column shows; the earlier evaluations stay in each record's
-metrics.csv. DQN alone was not run at n = 40 and 50: it scored 0.00 at every n from 15 to 30.
-The seconds are each run's training wall-clock (from its metrics.csv: no process start-up or
-final evaluation), least and most over seeds, on the 2-core VM, one run at a time. Records:
+1, 2), so n = 50 runs 80 × n cycles by default (3.2M; an existing 1.6M run is resumed to it),
+which the env-steps column shows; the earlier evaluations stay in each record's metrics.csv.
+DQN alone was not run at n = 40 and 50: it scored 0.00 at every n from 15 to 30. The seconds
+are each run's training wall-clock from its metrics.csv (its periodic and final evaluations'
+episodes included; process start-up and writing the report files not), least and most over
+seeds, on the 2-core VM, one run at a time. Records:
 docs/records/bit_flip/<agent>-n<n>-s<seed>. A "—" is a point not run.
 """
 
@@ -65,7 +71,7 @@ class Cell:
     success: float
     low: float
     high: float
-    seconds_min: float  # training wall-clock of the fastest and slowest seed's run
+    seconds_min: float  # training wall-clock of the fastest and slowest seed's run (nan: none)
     seconds_max: float
 
 
@@ -112,11 +118,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bits", type=int, nargs="+", default=list(BITS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--agents", nargs="+", choices=AGENTS, default=list(AGENTS))
-    parser.add_argument("--cycles-per-bit", type=int, default=40,
-                        help="budget: this × n cycles of 16 episodes (default 40)")  # fmt: skip
+    parser.add_argument("--cycles-per-bit", type=int, default=None,
+                        help=f"budget: this × n cycles of 16 episodes (default {CYCLES_PER_BIT}; "
+                        f"at n: cycles {LONGER})")  # fmt: skip
     add_run_arguments(parser, Path("runs/her_bit_flip"), "<agent>_bit_flip.yaml")
     args = parser.parse_args(argv)
-    if min(args.bits) < 1 or args.cycles_per_bit < 1:
+    if min(args.bits) < 1 or (args.cycles_per_bit is not None and args.cycles_per_bit < 1):
         parser.error("--bits and --cycles-per-bit must be >= 1")
 
     from gmtl_rl.config import read_yaml
@@ -133,8 +140,9 @@ def main(argv: list[str] | None = None) -> None:
                 name = Path("bit_flip") / f"{agent}-n{n}-s{seed}"
                 run = args.runs / name
                 if not args.report_only:
-                    steps = budget(n, args.cycles_per_bit)
-                    asked = overrides(agent, n, seed, args.cycles_per_bit)
+                    cycles = args.cycles_per_bit or LONGER.get(n, CYCLES_PER_BIT)
+                    steps = budget(n, cycles)
+                    asked = overrides(agent, n, seed, cycles)
                     same_setup_or_exit(run, config, asked)
                     seconds = train_or_resume(run, config, asked, steps)
                     print(f"{name}: {steps:,} env steps ({seconds:.0f} s in this call)")
@@ -154,8 +162,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(
             Cell(
                 agent, n, len(dirs), budgets, num_tasks[0], point.mean, *point.mean_ci,
-                seconds_min=round(min(run_seconds, default=float("nan"))),
-                seconds_max=round(max(run_seconds, default=float("nan"))),
+                seconds_min=min(run_seconds, default=float("nan")),
+                seconds_max=max(run_seconds, default=float("nan")),
             )
         )  # fmt: skip
     if not rows:
@@ -182,10 +190,10 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             r = hit[0]
             env_steps = r.env_steps
-            cells.append(
-                f"{r.success:.2f} [{r.low:.2f}, {r.high:.2f}] ({r.seeds}), "
-                f"{r.seconds_min:.0f}-{r.seconds_max:.0f} s"
+            wall_clock = (
+                "" if math.isnan(r.seconds_min) else f", {r.seconds_min:.0f}-{r.seconds_max:.0f} s"
             )
+            cells.append(f"{r.success:.2f} [{r.low:.2f}, {r.high:.2f}] ({r.seeds}){wall_clock}")
         lines.append(f"| {n} | {env_steps} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     command = "python " + " ".join(["benchmarks/her_bit_flip.py", *sys.argv[1:]])

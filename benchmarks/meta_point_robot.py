@@ -43,7 +43,6 @@ from _runs import add_run_arguments, finished_or_record, train_or_resume
 
 from gmtl_rl.evaluation.stats import CurvePoint
 
-ROOT = Path(__file__).parents[1]
 AGENTS = ("pearl", "rl2", "oracle", "nonadaptive")
 BOUNDS = ("oracle", "nonadaptive")
 

@@ -112,7 +112,7 @@ def test_gmtl_threads_sets_the_default_threads(monkeypatch, variable, threads):
     assert asked == [expected, 5]
 
 
-@pytest.mark.parametrize("variable", ["0", "two", "-1", str(MAX_THREADS + 1)])
+@pytest.mark.parametrize("variable", ["0", "two", "-1", "²", str(MAX_THREADS + 1)])
 def test_a_bad_gmtl_threads_is_a_one_line_error_naming_the_variable(
     capsys, tmp_path, monkeypatch, variable
 ):

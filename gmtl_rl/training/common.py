@@ -79,6 +79,7 @@ def versions() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": checkpoint.package_versions(),
+        "torch_threads": torch.get_num_threads(),  # as set_threads left them for this run
     }
 
 
@@ -185,7 +186,7 @@ def default_threads() -> int:
     value = os.environ.get(THREADS_VARIABLE, "").strip()
     if not value:
         return min(2, os.cpu_count() or 1)
-    if not value.isdigit() or not 1 <= int(value) <= MAX_THREADS:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_THREADS:
         raise ConfigError(
             f"environment variable {THREADS_VARIABLE}={value!r}: expected a whole number of "
             f"torch threads from 1 to {MAX_THREADS}, or unset it for the default min(2, cores)"
