@@ -44,10 +44,11 @@ typecheck: venv
 	$(BIN)/mypy gmtl_rl benchmarks
 
 # Two pytest workers (pytest-xdist), one per core here, each run in them on one torch thread
-# (GMTL_THREADS=1: two threads per worker on 2 busy cores ran a training test 1.3x slower).
-# Passive OpenMP waits: two workers' torch threads spinning on 2 cores slowed a clean clone by
-# half. The 25 slowest tests are printed to watch the 15-minute budget (the suite took 16.5-19
-# min on the slower VM at 2 threads, 2026-12-01/02).
+# (GMTL_THREADS=1: two threads per worker on 2 busy cores ran a training test 1.3x slower; the
+# whole suite showed no clear gain: 18.2 min against 16.5 the run before, on a VM where a test
+# whose threads this leaves alone ran 12% slower). Passive OpenMP waits: two workers' torch
+# threads spinning on 2 cores slowed a clean clone by half. The 25 slowest tests are printed to
+# watch the 15-minute budget, which the suite misses (16.5-19 min on the slower VM, 2026-12-02).
 unit: venv offscreen
 	GMTL_THREADS=1 OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q -m "not slow" -n 2 --durations=25
 
