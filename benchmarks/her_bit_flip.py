@@ -5,8 +5,8 @@ n ≈ 13, DQN+HER solves n up to 50 (a curve; no table).
 Run (from the repository root; one run at a time, each a normal `gmtl train` run):
 
     python benchmarks/her_bit_flip.py                     # n = 5..50, 3 seeds, both agents
-    python benchmarks/her_bit_flip.py --agents dqn_her --bits 40 50 && \
-        python benchmarks/her_bit_flip.py --agents dqn --bits 5 10 15 20 30  # the records
+    python benchmarks/her_bit_flip.py --agents dqn_her && \
+        python benchmarks/her_bit_flip.py --agents dqn --bits 5 10 15 20 30  # what the records hold
     python benchmarks/her_bit_flip.py --bits 5 8 --seeds 0 --cycles-per-bit 2 \
         --configs configs/smoke --runs /tmp/bf --records /tmp/bf/records --out /tmp/bf  # a check
 
