@@ -471,6 +471,13 @@ VM, 1372 s; an earlier run on the faster VM gave 113.3). What was measured about
   stated; its default allows 6000 such updates (1.4 billion env steps), against our 5M. The
   batch and the budget are the likeliest cause; a run at that batch was not done here (at ~4k
   env steps/s on these 2 cores, 100M env steps are ~7 h).
+- **n = 25 at the same 5M env steps: 279.4 [275.5, 283.3] against 445.7 (-37.3%)**, above
+  random's 249.2 and far below greedy's 373.0 (`--train-rl2 --only mdp --setups 25`, 695 s
+  on a faster VM, 2026-12-02). 5M env steps are 20,000 trials of 250 steps here, against
+  50,000 of 100 at n = 10, and this run had not levelled off: the trial's last episode on the
+  held-out MDPs scored 9.86 (1M), 10.11 (2M), 11.00 (3M), 11.29 (4M), 11.79 (5M); the mean
+  train return per episode went 10.0 (1M) to 11.0 (4.8M), entropy 1.59 to 1.00 nats. The
+  paper's 445.7 is 17.8 per episode. Not resumed further here.
 So RL² here settles on a policy that uses little of what a trial teaches: about 1 per episode
 above random (10.0), where the baselines gain 3.7-5. Untested: the batch above, the entropy
 bonus (0.01), the learning rate, the GRU width and a trust region (the paper's TRPO bounds
