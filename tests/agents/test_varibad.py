@@ -642,3 +642,49 @@ def test_rl2_gridworld_config_holds_varibads_rl2_values():
     assert agent.trials_per_update == config.sampler.n_envs  # one trial per process per update
     wrong = [f"{k}: ours {ours[k]!r}, varibad {v!r}" for k, v in RL2_GRID.items() if ours[k] != v]
     assert not wrong, "; ".join(wrong)
+
+
+def test_metaworld_metalearning_evaluation_keeps_the_belief_from_adaptation_to_scoring():
+    """Meta-World's protocol (issue 17: it "runs them"): one trial per round, so the scored
+    episode starts from the belief the adaptation episode left, and the next round from the
+    prior."""
+    from gmtl_rl.evaluation.metaworld_protocol import evaluate_metalearning
+
+    ml1 = envs.make("metaworld/ML1", task_name="reach-v3", meta_batch_size=2)
+    env = ml1.make_env()
+    small = {"gru_hidden": 8, "policy_layers": [8], "reward_decoder_layers": [8]}
+    config = VariBADConfig(**small, multihead_reward=False, reward_prediction="deterministic")
+    agent = build_varibad(config, EnvSpec(env.observation_space, env.action_space, 1))
+    env.close()
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    after: list[torch.Tensor] = []
+    act, observe = agent.act, agent.observe
+
+    def recording_act(obs, task_class, deterministic=False):
+        seen.append((agent.hidden_NH.clone(), agent.prev_done_N.clone()))
+        return act(obs, task_class, deterministic)
+
+    def recording_observe(step):
+        observe(step)
+        after.append(agent.hidden_NH.clone())
+
+    agent.act = recording_act  # type: ignore[method-assign]
+    agent.observe = recording_observe  # type: ignore[method-assign]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = evaluate_metalearning(
+            agent, ml1, num_evals=2, adaptation_episodes=1, evaluation_episodes=1,
+            meta_batch_size=2, tasks_per_class=40,
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    assert 0.0 <= result.mean_success <= 1.0
+    starts = [t for t, (hidden, _) in enumerate(seen) if (hidden == 0).all(dim=1).any()]
+    episode_ends = [t for t, (_, done) in enumerate(seen) if done.any()]
+    assert starts[0] == 0 and len(starts) >= 2  # each round starts a trial from the prior
+    assert episode_ends, "no env ended its adaptation episode inside a trial"
+    for t in episode_ends:  # the scored episode begins from the adapted belief, not the prior
+        ended = seen[t][1] == 1
+        assert torch.equal(seen[t][0][ended], after[t - 1][ended])
+        assert (seen[t][0][ended] != 0).any(dim=1).all()
