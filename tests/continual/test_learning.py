@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from gmtl_rl.cli import main
 from gmtl_rl.evaluation.continual import read_run
 
@@ -20,15 +18,13 @@ CONFIG = Path(__file__).parents[2] / "configs/continual/point_robot_sequence.yam
 OVERRIDES = ["sequence.tasks=[11,14]", "sequence.steps_per_task=3500"]
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = {}
-    for method in ("finetune", "perfect_memory"):
-        run = tmp_path_factory.mktemp(method) / "run"
-        args = ["train", str(CONFIG), *OVERRIDES, f"agent.method={method}", "seed=0"]
-        assert main([*args, "--run-dir", str(run)]) == 0
-        out[method] = run
-    return out
+def train(method: str, tmp_path: Path) -> Path:
+    """One method's run; each test trains its own (not a module fixture holding both), so the
+    two pytest-xdist workers train them side by side."""
+    run = tmp_path / method
+    args = ["train", str(CONFIG), *OVERRIDES, f"agent.method={method}", "seed=0"]
+    assert main([*args, "--run-dir", str(run)]) == 0
+    return run
 
 
 def first_goal(run_dir: Path) -> tuple[float, float, float]:
@@ -39,15 +35,15 @@ def first_goal(run_dir: Path) -> tuple[float, float, float]:
     return float(window_end), float(run.success_ET[-1, 0]), float(run.success_ET[-1, 1])
 
 
-def test_finetuning_learns_the_first_goal_then_forgets_it(runs):
-    learnt, end, second = first_goal(runs["finetune"])
+def test_finetuning_learns_the_first_goal_then_forgets_it(tmp_path: Path):
+    learnt, end, second = first_goal(train("finetune", tmp_path))
     assert learnt >= 0.5, f"the first goal was not learnt in its window: {learnt}"
     assert second >= 0.5, f"the second goal was not learnt: {second}"
     assert end <= 0.2, f"fine-tuning did not forget the first goal: {learnt} -> {end}"
 
 
-def test_perfect_memory_keeps_the_first_goal(runs):
-    learnt, end, second = first_goal(runs["perfect_memory"])
+def test_perfect_memory_keeps_the_first_goal(tmp_path: Path):
+    learnt, end, second = first_goal(train("perfect_memory", tmp_path))
     assert learnt >= 0.5, f"the first goal was not learnt in its window: {learnt}"
     assert second >= 0.5, f"the second goal was not learnt: {second}"
     assert end >= 0.8, f"perfect memory forgot the first goal: {learnt} -> {end}"
