@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 import torch
 from benchmark_modules import load_benchmark
+from metaworld_rounds import ml1_reach, two_rounds
 from trees import assert_tree_equal
 
-from gmtl_rl import checkpoint, envs, runner
+from gmtl_rl import checkpoint, runner
 from gmtl_rl.agents.maml import (
     MAML,
     MAMLConfig,
@@ -487,9 +488,7 @@ def test_adaptation_rows_regroup_by_inner_step_with_the_episodes_each_consumed()
 def test_maml_adapts_for_real_under_metaworld_metalearning_evaluation():
     """Meta-World's protocol: one trial per round; the adaptation episode feeds an inner step,
     so the scored episode is acted by adapted parameters."""
-    from gmtl_rl.evaluation.metaworld_protocol import evaluate_metalearning
-
-    ml1 = envs.make("metaworld/ML1", task_name="reach-v3", meta_batch_size=2)
+    ml1 = ml1_reach()
     env = ml1.make_env()
     agent = build_maml(
         MAMLConfig(hidden=[8], eval_inner_steps=1, eval_episodes_per_step=1),
@@ -505,15 +504,7 @@ def test_maml_adapts_for_real_under_metaworld_metalearning_evaluation():
         inner_step(slots, whole_episodes_only)
 
     agent._inner_step = recording  # type: ignore[method-assign]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        result = evaluate_metalearning(
-            agent, ml1, num_evals=2, adaptation_episodes=1, evaluation_episodes=1,
-            meta_batch_size=2, tasks_per_class=40,
-        )  # fmt: skip
-    finally:
-        torch.set_num_threads(threads)
+    result = two_rounds(agent, ml1)
     assert 0.0 <= result.mean_success <= 1.0
     assert sorted(int(s) for slots in steps for s in slots) == [0, 0, 1, 1]  # 1 per env, round
     theta = [p.detach() for p in agent.theta]

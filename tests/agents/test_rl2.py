@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 from benchmark_modules import load_benchmark
+from metaworld_rounds import ml1_reach, two_rounds
 from trees import assert_tree_equal
 
 from gmtl_rl import checkpoint, envs
@@ -268,9 +269,7 @@ def test_split_run_resumed_in_a_new_process_matches_the_straight_run_bit_for_bit
 def test_rl2_keeps_its_hidden_state_through_metaworld_metalearning_evaluation():
     """Under Meta-World's own protocol a trial spans the adaptation and scored episodes: the
     agent is reset once per round and sees every inner episode end as its done input."""
-    from gmtl_rl.evaluation.metaworld_protocol import evaluate_metalearning
-
-    ml1 = envs.make("metaworld/ML1", task_name="reach-v3", meta_batch_size=2)
+    ml1 = ml1_reach()
     env = ml1.make_env()
     agent = build_rl2(
         RL2Config(gru_hidden=8, hidden=[8]), EnvSpec(env.observation_space, env.action_space, 1)
@@ -290,15 +289,7 @@ def test_rl2_keeps_its_hidden_state_through_metaworld_metalearning_evaluation():
         return act(obs, task_class, deterministic)
 
     agent.reset, agent.act = recording_reset, recording_act
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a GRU step per env step: 2 threads only add overhead (5x here)
-    try:
-        result = evaluate_metalearning(
-            agent, ml1, num_evals=2, adaptation_episodes=1, evaluation_episodes=1,
-            meta_batch_size=2, tasks_per_class=40,
-        )  # fmt: skip
-    finally:
-        torch.set_num_threads(threads)
+    result = two_rounds(agent, ml1)
     assert 0.0 <= result.mean_success <= 1.0
     assert len(resets) == 2  # one trial per round
     assert boundary_hidden and min(boundary_hidden) > 0  # the state crossed episode ends

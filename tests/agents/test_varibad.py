@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from metaworld_rounds import ml1_reach, two_rounds
 from torch.nn import functional as F
 from trees import assert_tree_equal
 
@@ -648,9 +649,7 @@ def test_metaworld_metalearning_evaluation_keeps_the_belief_from_adaptation_to_s
     """Meta-World's protocol (issue 17: it "runs them"): one trial per round, so the scored
     episode starts from the belief the adaptation episode left, and the next round from the
     prior."""
-    from gmtl_rl.evaluation.metaworld_protocol import evaluate_metalearning
-
-    ml1 = envs.make("metaworld/ML1", task_name="reach-v3", meta_batch_size=2)
+    ml1 = ml1_reach()
     env = ml1.make_env()
     small = {"gru_hidden": 8, "policy_layers": [8], "reward_decoder_layers": [8]}
     config = VariBADConfig(**small, multihead_reward=False, reward_prediction="deterministic")
@@ -670,15 +669,7 @@ def test_metaworld_metalearning_evaluation_keeps_the_belief_from_adaptation_to_s
 
     agent.act = recording_act  # type: ignore[method-assign]
     agent.observe = recording_observe  # type: ignore[method-assign]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        result = evaluate_metalearning(
-            agent, ml1, num_evals=2, adaptation_episodes=1, evaluation_episodes=1,
-            meta_batch_size=2, tasks_per_class=40,
-        )  # fmt: skip
-    finally:
-        torch.set_num_threads(threads)
+    result = two_rounds(agent, ml1)
     assert 0.0 <= result.mean_success <= 1.0
     starts = [t for t, (hidden, _) in enumerate(seen) if (hidden == 0).all(dim=1).any()]
     episode_ends = [t for t, (_, done) in enumerate(seen) if done.any()]
