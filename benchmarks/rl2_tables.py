@@ -247,11 +247,28 @@ HEADER = """\
 """
 
 
+# The n the shipped RL² configs are set for; reward_scale shrinks as CONFIG_N / n from theirs.
+CONFIG_N = 10
+# The entropy bonus of the bandits with n >= 100 pulls (the config's 0.01 collapsed there).
+LONG_BANDIT_ENTROPY = 0.05
+
+
 def rl2_overrides(setup: Setup) -> list[str]:
-    """The setup's n (and k) on the shipped RL² config, as its header says to."""
+    """The setup's n (and k) on the shipped RL² config, as its header says to, with two changes
+    for longer trials, each measured on bandits n = 100, k = 5 (docs/rl2_tables.md):
+    - the reward scale times 10 / n. The value head shares the GRU with the policy, and its
+      targets (the return to go over the trial) grow with n. Unscaled, their squared error
+      takes the clipped gradient and the policy hardly moves (value loss 0.2 -> 19 over 6M env
+      steps, KL ~0.001 per update, 0.59 per pull).
+    - for bandits with n >= 100, entropy bonus 0.05: at 0.01 the policy collapsed (entropy
+      0.015 nats by 7M env steps) on 0.65 per pull."""
     trial = [f"agent.episodes_per_trial={setup.n}", f"eval.episodes={setup.n}"]
     arms = [f"env.arms={setup.k}"] if setup.table == "bandit" else []
-    return [f"experiment=rl2-{setup.key}", *arms, *trial]
+    shipped = yaml.safe_load(RL2_CONFIGS[setup.table].read_text())["agent"]["reward_scale"]
+    scale = [] if setup.n == CONFIG_N else [f"agent.reward_scale={shipped * CONFIG_N / setup.n:g}"]
+    long_bandit = setup.table == "bandit" and setup.n >= 100
+    entropy = [f"agent.entropy_coef={LONG_BANDIT_ENTROPY}"] if long_bandit else []
+    return [f"experiment=rl2-{setup.key}", *arms, *trial, *scale, *entropy]
 
 
 def train_rl2(chosen: list[Setup], runs: Path, records: Path, steps: int | None) -> None:
@@ -447,41 +464,66 @@ whatever the number of draws; how the paper's OTS differed is not published.
 (PPO rather than the paper's first-order TRPO): `python benchmarks/rl2_tables.py --train-rl2
 --setups N[,K]` runs it with the setup's n and k, resumes a stopped run and keeps the finished
 run's results in docs/records/rl2_tables/<setup>/. A "—" in the RL² column means no run has
-finished for that setup yet. Bandits with n = 10 are within 3% of the
-paper. The MDP at n = 10 is not: 109.9 [107.8, 112.0] against 156.2, below greedy, after 5M
-env steps of `configs/rl2_tabular_mdp.yaml` (rerun 2026-12-02 with `--train-rl2` on the slower
-VM, 1372 s; an earlier run on the faster VM gave 113.3). What was measured about that miss:
-- **Not the evaluation mode.** The table scores the policy's mode; sampling its actions
-  instead (`gmtl eval runs/rl2_tables/mdp-n10 --stochastic`) gives 109.1 [107.4, 110.9].
-- **A plateau from 2M on**, so more of the same batch is unlikely to close it. Its mean train
-  return per episode (sampled actions) went 10.2 (0.5M), 9.9 (1M), 10.4 (1.5M), 10.8 (2M),
-  then stayed at 10.8-10.95 to 5M; the scheduled evaluations of the trial's last episode on
-  the 1000 held-out MDPs went 10.32 (1M), 11.25 (2M), 10.96 (3M), 11.12 (4M), 11.29 (5M);
-  the policy entropy fell from 1.59 to 0.56-0.80 nats. The paper's 156.2 is 15.6 per
-  episode, greedy's 136.8 is 13.7.
-- **λ is not it either.** GAE λ 0.3 (the bandit config's; `agent.gae_lambda=0.3`, 5M) learns
-  faster at first (10.7 per episode at 0.5M, 11.0 at 1M) but its entropy collapses (0.09
-  nats at 1M, 0.04 at 2M) and it ends near the same level: 112.7 [110.9, 114.5] per trial at
-  5M (train return 11.5 per episode).
-- **What a public PPO reproduction did differently.** lucaslingle/pytorch_rl2_mdp_lstm
-  reports 174.2 at n = 10 (its README; the peak over training, same MDP family with μ drawn
-  per MDP) with 240,000 env steps per policy update, 19× our 12,800 (128 trials), γ 0.99 with
-  λ 0.3, PPO clip 0.1 and 8 epochs, AdamW (lr 2e-4, weight decay 0.01); its later `rl2`
-  repository uses separate policy and value GRUs of 256 with layer norm. Its budget is not
-  stated; its default allows 6000 such updates (1.4 billion env steps), against our 5M. The
-  batch and the budget are the likeliest cause; a run at that batch was not done here (at ~4k
-  env steps/s on these 2 cores, 100M env steps are ~7 h).
-- **n = 25 at the same 5M env steps: 279.4 [275.5, 283.3] against 445.7 (-37.3%)**, above
-  random's 249.2 and far below greedy's 373.0 (`--train-rl2 --only mdp --setups 25`, 695 s
-  on a faster VM, 2026-12-02). 5M env steps are 20,000 trials of 250 steps here, against
-  50,000 of 100 at n = 10, and this run had not levelled off: the trial's last episode on the
-  held-out MDPs scored 9.86 (1M), 10.11 (2M), 11.00 (3M), 11.29 (4M), 11.79 (5M); the mean
-  train return per episode went 10.0 (1M) to 11.0 (4.8M), entropy 1.59 to 1.00 nats. The
-  paper's 445.7 is 17.8 per episode. Not resumed further here.
-So RL² here settles on a policy that uses little of what a trial teaches: about 1 per episode
-above random (10.0), where the baselines gain 3.7-5. Untested: the batch above, the entropy
-bonus (0.01), the learning rate, the GRU width and a trust region (the paper's TRPO bounds
-each policy step, PPO's clip only softly).
+finished for that setup yet. Past n = 10 the script changes two values (`rl2_overrides`), each
+measured on bandits n = 100, k = 5: the reward scale shrinks as 10 / n (the value head shares
+the GRU, and its targets grow with n: unscaled, the value loss rose from 0.2 to 19 in 6M env
+steps, the KL per update stayed near 0.001 and the policy scored 0.59 per pull), and bandits
+with n ≥ 100 take an entropy bonus of 0.05 (at 0.01 the policy collapsed, 0.015 nats by 7M env
+steps, on 0.65 per pull). Bandits with n = 100 train for 20M env steps (`--rl2-steps
+20000000`): the 200,000 trials that n = 10 gets from 2M.
+
+**The authors' code** (Yan Duan's sandbox in florensacc/rllab-curriculum, launchers mab_17.py
+and random_mdp_12.py, the runs its evaluation scripts score; `tests/agents/
+test_rl2_table_configs.py` holds the configs against them) trains with batches of 250,000 env
+steps (25,000 bandit trials, or 2,500 MDP trials, at n = 10) for up to 5000 (bandits) or
+10,000 (MDPs) iterations; its learning-curve scripts plot about 300 iterations at n = 10, 600 at
+n = 100 and 500, and 5000 for the MDPs: 75M, 150M and about 1.25 billion env steps, against our
+2M, 20M and 5M. Each setup ran 5 seeds and the table reports the one with the best mean training
+return over its last 50 iterations (select_best_run_*.py); ours is one seed. Its evaluation
+samples actions; ours takes the mode (at MDP n = 10 sampling scored 109.1 against 109.9).
+
+**Bandits.** n = 10 is within 3% for k = 5, 10 and 50 (2M env steps, 175-203 s each). At
+n = 100 (20M env steps, about 1840 s each on this VM, the cores to itself):
+- **k = 5: 76.2 [75.2, 77.2] against 78.7 (-3.2%)**, level with TS (76.0) and greedy (76.7)
+  here, below Gittins (79.4). The last pull on the held-out instances
+  scored 0.71 (2M), 0.75 (4M), 0.77 (10M), 0.79 (20M); the train return per pull went 0.70 (1M)
+  to 0.77 (11M) with entropy 0.1-0.2 nats.
+- **k = 10: 76.3 [75.1, 77.4] against 83.5 (-8.6%)**, below greedy (79.0 here): the last pull
+  reached 0.78 at 6M and stayed at 0.77-0.80 to 20M.
+The first pull is the same arm on every instance (the mode), 0.49-0.50, as it should be.
+n = 100, k = 50 and the n = 500 setups are not trained yet (n = 500 at the same 200,000 trials
+is 100M env steps, about 2.8 h each here).
+
+**MDPs.** None is near the paper; at 5M env steps the gap grows with n.
+- **n = 10: 109.9 [107.8, 112.0] against 156.2 (-29.7%)**, below greedy, after 5M env steps
+  (rerun 2026-12-02 on the slower VM, 1372 s; an earlier run on the faster VM gave 113.3):
+  - *Not the evaluation mode.* Sampling its actions instead (`gmtl eval
+    runs/rl2_tables/mdp-n10 --stochastic`) gives 109.1 [107.4, 110.9].
+  - *A plateau from 2M on.* Its mean train return per episode (sampled actions) went 10.2
+    (0.5M), 9.9 (1M), 10.4 (1.5M), 10.8 (2M), then stayed at 10.8-10.95 to 5M; the trial's
+    last episode on the 1000 held-out MDPs scored 10.32 (1M), 11.25 (2M), 10.96 (3M), 11.12
+    (4M), 11.29 (5M); the policy entropy fell from 1.59 to 0.56-0.80 nats. The paper's 156.2
+    is 15.6 per episode, greedy's 136.8 is 13.7.
+  - *λ is not it either.* GAE λ 0.3 (the authors'; `agent.gae_lambda=0.3`, 5M) learns faster
+    at first (10.7 per episode at 0.5M, 11.0 at 1M) but its entropy collapses (0.09 nats at
+    1M, 0.04 at 2M) and it ends near the same level: 112.7 [110.9, 114.5] per trial.
+  - *A public PPO reproduction.* lucaslingle/pytorch_rl2_mdp_lstm reports 174.2 at n = 10 (its
+    README; the peak over training, same MDP family with μ drawn per MDP) with 240,000 env
+    steps per policy update, 19× our 12,800 (128 trials): the authors' batch size, again.
+- **n = 25: 275.0 [270.4, 279.9] against 445.7 (-38.3%)** (reward scale 0.04, 546 s), above
+  random (249.2). The trial's last episode on the held-out MDPs: 9.86 (1M), 11.04 (2M), 11.31
+  (3M), 10.95 (4M), 11.83 (5M); entropy 1.59 to 0.83 nats. The run before the scale rule
+  (0.1, 695 s) gave 279.4 [275.5, 283.3]: the same within the intervals.
+- **n = 50: 514.0 [504.4, 523.5] against 936.1 (-45.1%)**, random's level (499.7), with the
+  scale rule (0.02, 603 s) and without it (0.1: 503.3, 770 s). Neither policy left uniform:
+  entropy 1.55-1.60 nats (ln 5 = 1.61), KL per update 0.0002-0.005. An update takes 128 whole
+  trials, so a fixed 5M budget gives fewer updates as n grows: 390 at n = 10, 156 at n = 25,
+  78 at n = 50 (52 at n = 75 and 39 at n = 100, not run at 5M for that reason).
+So RL² on the MDPs settles on a policy that uses little of what a trial teaches: about 1 per
+episode above random (10.0), where the baselines gain 3.7-5. The likeliest cause is the budget:
+0.4% of the authors' env steps, in batches 20× smaller. Untested here: their batch (100M env
+steps are about 7 h on these 2 cores at ~4k env steps/s), the learning rate, the GRU width and a
+trust region (their line search bounds each policy step; PPO's clip only softly).
 """
 
 
