@@ -476,11 +476,12 @@ steps, on 0.65 per pull). Bandits with n = 100 train for 20M env steps (`--rl2-s
 and random_mdp_12.py, the runs its evaluation scripts score; `tests/agents/
 test_rl2_table_configs.py` holds the configs against them) trains with batches of 250,000 env
 steps (25,000 bandit trials, or 2,500 MDP trials, at n = 10) for up to 5000 (bandits) or
-10,000 (MDPs) iterations; its learning-curve scripts plot about 300 iterations at n = 10, 600 at
-n = 100 and 500, and 5000 for the MDPs: 75M, 150M and about 1.25 billion env steps, against our
-2M, 20M and 5M. Each setup ran 5 seeds and the table reports the one with the best mean training
-return over its last 50 iterations (select_best_run_*.py); ours is one seed. Its evaluation
-samples actions; ours takes the mode (at MDP n = 10 sampling scored 109.1 against 109.9).
+10,000 (MDPs) iterations; its learning-curve scripts set x ticks at 300 iterations for
+n = 10, 600 for n = 100 and 500, and 5000 for the MDPs (so, inferred, about 75M, 150M and
+1.25 billion env steps), against our 2M, 20M and 5M. Each setup ran 5 seeds and the table
+reports the one with the best mean training return over its last 50 iterations
+(select_best_run_*.py); ours is one seed. Its evaluation samples actions; ours takes the mode
+(at MDP n = 10 sampling scored 109.1 against 109.9).
 
 **Bandits.** n = 10 is within 3% for k = 5, 10 and 50 (2M env steps, 175-203 s each). At
 n = 100 (20M env steps, about 1840 s each on this VM, the cores to itself):
