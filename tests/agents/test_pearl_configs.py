@@ -13,14 +13,12 @@ key, our value and oyster's.
 
 from __future__ import annotations
 
-import itertools
-import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from authors_configs import drift, header, named_deviations
 
 from gmtl_rl.config import RunConfig, load_config
 from gmtl_rl.envs.task import TaskDistribution
@@ -305,6 +303,9 @@ class AtLeast:
     n: int
     why: str
 
+    def admits(self, ours: int) -> bool:
+        return ours >= self.n
+
     def __repr__(self) -> str:
         return f">= {self.n:,} ({self.why})"
 
@@ -408,55 +409,24 @@ def _rows(
     return rows
 
 
-def _matches(ours: Any, theirs: Any) -> bool:
-    if isinstance(theirs, AtLeast):
-        return ours >= theirs.n
-    if isinstance(theirs, float) and isinstance(ours, int | float) and not isinstance(ours, bool):
-        return math.isclose(ours, theirs, rel_tol=1e-12)
-    return type(ours) is type(theirs) and ours == theirs
-
-
-def _header(path: Path) -> str:
-    """The config's opening comment lines."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return "\n".join(itertools.takewhile(lambda line: line.startswith("#"), lines))
-
-
-def _named_deviations(header: str) -> set[str]:
-    """Keys listed as `# - key: ...` after the header's "Deviations from oyster:" line."""
-    _, found, rest = header.partition("Deviations from oyster:")
-    assert found, "the header has no 'Deviations from oyster:' section"
-    return set(re.findall(r"^#\s+- ([A-Za-z_.]+):", rest, flags=re.MULTILINE))
-
-
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_config_equals_oyster(name):
     path = CONFIGS / f"pearl_{name}.yaml"
     cfg = load_config(path)
     env_name = FAMILIES[name]
     rows = _rows(oyster(env_name), OYSTER_ENV[env_name], cfg, cfg.env.build())
-    deviations = DEVIATIONS[name]
-    keys = [key for key, _, _ in rows]
-    assert set(deviations) <= set(keys), f"DEVIATIONS[{name}] names unknown keys"
-    problems = []
-    for key, ours, theirs in rows:
-        if key in deviations:
-            if not _matches(ours, deviations[key]) or _matches(ours, theirs):
-                problems.append(
-                    f"{key}: ours {ours!r}, listed deviation {deviations[key]!r}, oyster {theirs!r}"
-                )
-        elif not _matches(ours, theirs):
-            problems.append(f"{key}: ours {ours!r}, oyster {theirs!r}")
+    problems = drift(rows, DEVIATIONS[name])
     if problems:
         pytest.fail(f"{path.name} vs oyster @{OYSTER_COMMIT[:7]}:\n" + "\n".join(problems))
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_header_names_each_deviation(name):
-    header = _header(CONFIGS / f"pearl_{name}.yaml")
-    assert f"oyster @{OYSTER_COMMIT[:7]}" in header, "the header names the oyster commit"
-    assert _named_deviations(header) == set(DEVIATIONS[name]), (
-        f"pearl_{name}.yaml: header names deviations {sorted(_named_deviations(header))}, "
+    text = header(CONFIGS / f"pearl_{name}.yaml")
+    named = named_deviations(text, "Deviations from oyster:")
+    assert f"oyster @{OYSTER_COMMIT[:7]}" in text, "the header names the oyster commit"
+    assert named == set(DEVIATIONS[name]), (
+        f"pearl_{name}.yaml: header names deviations {sorted(named)}, "
         f"the test lists {sorted(DEVIATIONS[name])}"
     )
 
@@ -465,7 +435,7 @@ def test_every_pearl_config_is_checked_or_has_no_oyster_config():
     names = {p.stem.removeprefix("pearl_") for p in CONFIGS.glob("pearl_*.yaml")}
     assert names == set(FAMILIES) | NO_OYSTER_CONFIG
     for name in NO_OYSTER_CONFIG:
-        assert "no oyster config" in _header(CONFIGS / f"pearl_{name}.yaml")
+        assert "no oyster config" in header(CONFIGS / f"pearl_{name}.yaml")
 
 
 def test_the_table_is_oysters_arithmetic():

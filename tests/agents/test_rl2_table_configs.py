@@ -14,13 +14,12 @@ config's header under "Deviations from the authors' code:". Anything else that d
 
 from __future__ import annotations
 
-import itertools
 import math
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from authors_configs import drift, header, named_deviations
 
 from gmtl_rl.config import RunConfig, load_config
 
@@ -103,50 +102,22 @@ def _rows(a: dict[str, Any], cfg: RunConfig) -> list[tuple[str, Any, Any]]:
     ]
 
 
-def _matches(ours: Any, theirs: Any) -> bool:
-    if isinstance(theirs, float) and isinstance(ours, int | float) and not isinstance(ours, bool):
-        return math.isclose(ours, theirs, rel_tol=1e-12)
-    return type(ours) is type(theirs) and ours == theirs
-
-
-def _header(path: Path) -> str:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return "\n".join(itertools.takewhile(lambda line: line.startswith("#"), lines))
-
-
-def _named_deviations(header: str) -> set[str]:
-    """Keys listed as `# - key: ...` after the header's "Deviations from the authors' code:"."""
-    _, found, rest = header.partition("Deviations from the authors' code:")
-    assert found, 'the header has no "Deviations from the authors\' code:" section'
-    return set(re.findall(r"^#\s+- ([A-Za-z_.]+):", rest, flags=re.MULTILINE))
-
-
 @pytest.mark.parametrize("name", sorted(AUTHORS))
 def test_config_equals_the_authors_launcher(name):
     path = CONFIGS / f"{name}.yaml"
     rows = _rows(AUTHORS[name], load_config(path))
-    deviations = DEVIATIONS[name]
-    assert set(deviations) <= {key for key, _, _ in rows}, f"DEVIATIONS[{name}]: unknown keys"
-    problems = []
-    for key, ours, theirs in rows:
-        if key in deviations:
-            if not _matches(ours, deviations[key]) or _matches(ours, theirs):
-                problems.append(
-                    f"{key}: ours {ours!r}, listed {deviations[key]!r}, theirs {theirs!r}"
-                )
-        elif not _matches(ours, theirs):
-            problems.append(f"{key}: ours {ours!r}, theirs {theirs!r}")
+    problems = drift(rows, DEVIATIONS[name])
     if problems:
         pytest.fail(f"{path.name} vs the authors' launcher:\n" + "\n".join(problems))
 
 
 @pytest.mark.parametrize("name", sorted(AUTHORS))
 def test_header_names_each_deviation_and_the_source(name):
-    header = _header(CONFIGS / f"{name}.yaml")
-    assert f"rllab-curriculum @{COMMITS[name]}" in header, "the header names the authors' commit"
-    assert _named_deviations(header) == set(DEVIATIONS[name]), (
-        f"{name}.yaml: header names {sorted(_named_deviations(header))}, "
-        f"the test lists {sorted(DEVIATIONS[name])}"
+    text = header(CONFIGS / f"{name}.yaml")
+    named = named_deviations(text, "Deviations from the authors' code:")
+    assert f"rllab-curriculum @{COMMITS[name]}" in text, "the header names the authors' commit"
+    assert named == set(DEVIATIONS[name]), (
+        f"{name}.yaml: header names {sorted(named)}, the test lists {sorted(DEVIATIONS[name])}"
     )
 
 
