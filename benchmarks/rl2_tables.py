@@ -478,10 +478,11 @@ test_rl2_table_configs.py` holds the configs against them) trains with batches o
 steps (25,000 bandit trials, or 2,500 MDP trials, at n = 10) for up to 5000 (bandits) or
 10,000 (MDPs) iterations; its learning-curve scripts set x ticks at 300 iterations for
 n = 10, 600 for n = 100 and 500, and 5000 for the MDPs (so, inferred, about 75M, 150M and
-1.25 billion env steps), against our 2M, 20M and 5M. Each setup ran 5 seeds and the table
-reports the one with the best mean training return over its last 50 iterations
-(select_best_run_*.py); ours is one seed. Its evaluation samples actions; ours takes the mode
-(at MDP n = 10 sampling scored 109.1 against 109.9).
+1.25 billion env steps), against our 2M, 20M (n = 100), 30M (n = 500) and 5M: 3%, 13%, 20%
+and 0.4% of theirs. Each setup ran 5 seeds and the table reports the one with the best mean
+training return over its last 50 iterations (select_best_run_*.py); ours is one seed. Its
+evaluation samples actions; ours takes the mode (at MDP n = 10 sampling scored 109.1 against
+109.9).
 
 **Bandits.** n = 10 is within 3% for k = 5, 10 and 50 (2M env steps, 175-203 s each). At
 n = 100 (20M env steps, about 1840 s each on this VM, the cores to itself):
@@ -491,9 +492,26 @@ n = 100 (20M env steps, about 1840 s each on this VM, the cores to itself):
   to 0.77 (11M) with entropy 0.1-0.2 nats.
 - **k = 10: 76.3 [75.1, 77.4] against 83.5 (-8.6%)**, below greedy (79.0 here): the last pull
   reached 0.78 at 6M and stayed at 0.77-0.80 to 20M.
+- **k = 50: 77.3 [76.4, 78.3] against 84.9 (-9.0%)**, below greedy (80.6 here), 1735 s: the
+  last pull scored 0.59 (2M), 0.67 (4M), 0.76 (6M), 0.81 (10M), then 0.79-0.82 to 20M; entropy
+  3.90 nats (uniform over 50 arms) to 0.29 by 6.7M, 0.3-0.5 after.
 The first pull is the same arm on every instance (the mode), 0.49-0.50, as it should be.
-n = 100, k = 50 and the n = 500 setups are not trained yet (n = 500 at the same 200,000 trials
-is 100M env steps, about 2.8 h each here).
+The k = 10 and k = 50 runs level off below greedy from about 10M env steps on: the policy
+commits to an arm too early.
+At n = 500 (`--rl2-steps 30000000`: 60,000 trials, 234 updates of 256 trials; trained to 15M,
+evaluated, then resumed to 30M; 2760-3079 s each) RL² is far below the baselines, and the second
+15M did not help:
+- **k = 5: 348.0 [341.8, 354.3] against 401.6 (-13.3%)**; 348.7 at 15M. The last pull on the
+  held-out instances stayed at 0.65-0.74 from 7.5M on; entropy 0.02-0.16 nats after 10M.
+- **k = 10: 312.3 [305.2, 319.4] against 432.5 (-27.8%)**; 357.3 at 15M. After 15M the train
+  return per pull fell from 0.74 to 0.64 as the entropy fell from 0.28 to 0.08 nats.
+- **k = 50: 273.0 [264.7, 281.2] against 438.9 (-37.8%)**; 263.2 at 15M, when it had barely
+  left uniform (entropy 2.8 of 3.9 nats, 0.51 per pull). It began to learn after 15M (0.60 per
+  pull in training at 26M).
+So at n = 500 our PPO settles on a policy that stops exploring early, and training longer makes
+that worse (k = 10), not better. The authors' setup differs where it matters for 500-step
+credit assignment: 500 trials a batch (ours 256), a KL line search bounding every step, no
+entropy bonus, 600 iterations (150M env steps, inferred) and the best of 5 seeds.
 
 **MDPs.** None is near the paper; at 5M env steps the gap grows with n.
 - **n = 10: 109.9 [107.8, 112.0] against 156.2 (-29.7%)**, below greedy, after 5M env steps
@@ -519,12 +537,25 @@ is 100M env steps, about 2.8 h each here).
   scale rule (0.02, 603 s) and without it (0.1: 503.3, 770 s). Neither policy left uniform:
   entropy 1.55-1.60 nats (ln 5 = 1.61), KL per update 0.0002-0.005. An update takes 128 whole
   trials, so a fixed 5M budget gives fewer updates as n grows: 390 at n = 10, 156 at n = 25,
-  78 at n = 50 (52 at n = 75 and 39 at n = 100, not run at 5M for that reason).
+  78 at n = 50, 52 at n = 75, 39 at n = 100.
+- **n = 75: 753.0 [738.3, 766.7] against 1428.8 (-47.3%)** and **n = 100: 988.3 [966.6,
+  1009.7] against 1913.7 (-48.4%)**, random's level (748.4 and 998.0), as those update counts
+  predicted (reward scales 0.0133 and 0.01; 525 and 541 s). At n = 75 the entropy began to fall
+  only in the last 1M env steps (1.45 to 0.89 nats); at n = 100 it stayed at 1.58-1.60.
 So RL² on the MDPs settles on a policy that uses little of what a trial teaches: about 1 per
 episode above random (10.0), where the baselines gain 3.7-5. The likeliest cause is the budget:
 0.4% of the authors' env steps, in batches 20× smaller. Untested here: their batch (100M env
 steps are about 7 h on these 2 cores at ~4k env steps/s), the learning rate, the GRU width and a
 trust region (their line search bounds each policy step; PPO's clip only softly).
+
+**Where RL² stands.** 4 of its 14 cells are within 3% of the paper or at its edge: bandits
+n = 10 (k = 5, 10, 50) and n = 100, k = 5 (-3.2%). The rest are 9-48% below, the gap growing
+with the trial's length: a policy that stops exploring early on long bandit trials, and one
+that barely leaves uniform on the MDPs. Both point at the training regime (batch, budget,
+trust region, seed selection), which these 2 cores cannot match, rather than at the family or
+the evaluator: the baselines, run by the same evaluator on the same instances, are within 2% of
+the paper in 77 of 98 cells and within 3.5% in 93; the other 5 are OTS (4, its variant
+unpublished) and ε-greedy at n = 10, k = 50 (+3.8%).
 """
 
 
